@@ -1,0 +1,1 @@
+"""Fast CPU kernels: int8 matmul with outlier decomposition, softmax family."""

@@ -1,0 +1,1 @@
+"""Scaling laws, one module per family. Each defines a :class:`scalinglab.laws.base.Law`."""

@@ -1,0 +1,1 @@
+"""Predict and plan: loss forecasts, compute-optimal allocation, compute to reach a target loss."""

@@ -1,0 +1,1 @@
+"""Run tables: the canonical schema, file readers and the SQLite run store."""
