@@ -1,0 +1,5 @@
+"""`python -m scalinglab` runs the CLI."""
+
+from scalinglab.cli import main
+
+main()
