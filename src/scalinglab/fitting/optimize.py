@@ -108,13 +108,14 @@ def lbfgs_batched(obj: HuberObjective, theta0: np.ndarray, rows: np.ndarray | No
         y = g_new - g
         sy = np.einsum("sp,sp->s", s, y)
         yy = np.einsum("sp,sp->s", y, y)
-        good = accepted & (sy > 1e-10 * np.sqrt(yy * np.einsum("sp,sp->s", s, s)) + 1e-300)
+        good_yy = yy > 0
+        good = accepted & good_yy & (sy > 1e-10 * np.sqrt(yy * np.einsum("sp,sp->s", s, s)) + 1e-300)
         slot = it % m
         s_hist[slot] = np.where(good[:, None], s, 0.0)
         y_hist[slot] = np.where(good[:, None], y, 0.0)
         safe_sy = np.where(good, sy, 1.0)
         rho[slot] = np.where(good, 1.0 / safe_sy, 0.0)
-        gamma = np.where(good, sy / np.where(good, yy, 1.0), gamma)
+        gamma = np.where(good, sy / np.where(good, yy, 1.0), gamma)  # yy > 0 wherever good
         first &= ~good
 
         small_step = (f - f_new) <= options.ftol * np.maximum(np.maximum(np.abs(f), np.abs(f_new)), 1e-300)
