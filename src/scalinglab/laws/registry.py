@@ -1,0 +1,18 @@
+"""Name → law. A new law adds one line here and nothing else changes."""
+
+from __future__ import annotations
+
+from scalinglab.errors import InputError
+from scalinglab.laws.base import Law
+from scalinglab.laws.chinchilla import Chinchilla
+
+LAWS: dict[str, type[Law]] = {
+    "chinchilla": Chinchilla,
+}
+
+
+def get_law(name: str) -> Law:
+    try:
+        return LAWS[name]()
+    except KeyError:
+        raise InputError(f"--law: unknown law '{name}'; expected one of {', '.join(sorted(LAWS))}") from None
