@@ -127,5 +127,5 @@ def cross_entropy(
     if _is_torch(logits):
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(out))
+        return torch.from_numpy(np.array(out))  # 0-d stays 0-d (ascontiguousarray would make it 1-d)
     return out if reduction == "none" else out[()]

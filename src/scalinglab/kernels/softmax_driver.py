@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from scalinglab.kernels.softmax_exp import scaled_diff
+from scalinglab.kernels.softmax_exp import cast_like, scaled_diff
 from scalinglab.kernels.softmax_kernels import (
     JIT,
     is_fast_row,
@@ -101,10 +101,11 @@ def _chunks_parallel(x2, y2, algorithm, log):
     n_rows, n_cols = x2.shape
     k = (n_cols + CHUNK - 1) // CHUNK
     n_tasks = n_rows * k
-    part_a = np.empty((n_rows, k), x2.dtype)
-    part_b = np.empty((n_rows, k), x2.dtype)
-    row_a = np.empty(n_rows, x2.dtype)
-    row_b = np.empty(n_rows, x2.dtype)
+    # Partials in float64: two-pass pass 1 returns float64 (m, n); the others store exactly.
+    part_a = np.empty((n_rows, k), np.float64)
+    part_b = np.empty((n_rows, k), np.float64)
+    row_a = np.empty(n_rows, np.float64)
+    row_b = np.empty(n_rows, np.float64)
     fast = np.ones(n_rows, np.bool_)
 
     # Pass 1: (m, n) for two-pass, (d, c) for online, max for the three-pass forms.
@@ -191,7 +192,7 @@ def _cross_entropy_rows(x2, targets, ignore_index, loss):
         x = x2[r]
         m_sum, n_sum = two_pass_reduce(x, 0, n_cols)
         if is_fast_row(n_sum):
-            loss[r] = -(scaled_diff(x[t], n_sum) - math.log(m_sum))
+            loss[r] = math.log(m_sum) - scaled_diff(x[t], cast_like(n_sum, x))
         else:
             c = row_max(x, 0, n_cols)
             loss[r] = -((x[t] - c) - math.log(sum_exp_shifted(x, 0, n_cols, c)))

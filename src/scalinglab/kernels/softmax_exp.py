@@ -173,3 +173,20 @@ def _exp_parts_impl(x):
         return p, n
 
     return impl
+
+
+def cast_like(value, arr):  # pragma: no cover - numba only
+    """``value`` converted to the element type of ``arr`` (keeps float32 kernels in float32)."""
+    raise NotImplementedError("cast_like is only callable from numba-compiled code")
+
+
+@overload(cast_like)
+def _cast_like_impl(value, arr):
+    if not isinstance(arr, types.Array) or arr.dtype not in (types.float32, types.float64):
+        return None
+    to_dtype = np.float32 if arr.dtype == types.float32 else np.float64
+
+    def impl(value, arr):
+        return to_dtype(value)
+
+    return impl

@@ -30,12 +30,14 @@ from scalinglab.kernels.softmax_exp import (
     N_HI,
     N_LO,
     N_MARGIN,
+    cast_like,
     exp_parts,
     pow2,
     scaled_diff,
 )
 
 LANES = 32  # independent (m, n) accumulators: 2 × 16 float32 per AVX-512 register pair
+BLOCK = 16 * LANES  # elements summed in the input precision before folding into float64 lanes
 # No 'nnan'/'ninf' (NaN and −inf must keep their IEEE meaning) and no 'reassoc' (it would undo the
 # Cody–Waite reduction); 'contract' lets LLVM fuse the remaining multiply-adds.
 FASTMATH = {"contract", "arcp", "nsz"}
@@ -51,23 +53,34 @@ def merge(m_a, n_a, m_b, n_b):
 
 @njit(**JIT)
 def two_pass_reduce(x, lo, hi):
-    """Pass 1 of two-pass: (m_sum, n_sum) with Σ e^x_i = m_sum·2^n_sum over x[lo:hi]."""
+    """Pass 1 of two-pass: (m_sum, n_sum) in float64 with Σ e^x_i = m_sum·2^n_sum over x[lo:hi].
+
+    The LANES accumulators run in the input precision for BLOCK elements, then fold into float64
+    lanes: each float32 partial sum then has at most BLOCK/LANES roundings, so the row sum keeps
+    ~1e-7 relative accuracy however long the row (plain float32 lanes drift to ~1e-5 at 1e7).
+    """
     # Index a slice from 0 (not x from lo): numba then knows indices are ≥ 0, drops its negative-index
     # wraparound, and LLVM emits contiguous vector loads instead of gathers (2.4× faster).
     xs = x[lo:hi]
     m_acc = np.zeros(LANES, x.dtype)
     n_acc = np.full(LANES, N_FLOOR, x.dtype)
+    m_out = np.zeros(LANES, np.float64)
+    n_out = np.full(LANES, N_FLOOR, np.float64)
     n_full = xs.size - xs.size % LANES
-    for base in range(0, n_full, LANES):
+    for block in range(0, n_full, BLOCK):
+        for base in range(block, min(block + BLOCK, n_full), LANES):
+            for lane in range(LANES):
+                m_i, n_i = exp_parts(xs[base + lane])
+                m_acc[lane], n_acc[lane] = merge(m_acc[lane], n_acc[lane], m_i, n_i)
         for lane in range(LANES):
-            m_i, n_i = exp_parts(xs[base + lane])
-            m_acc[lane], n_acc[lane] = merge(m_acc[lane], n_acc[lane], m_i, n_i)
-    for j in range(n_full, xs.size):
+            m_out[lane], n_out[lane] = merge(m_out[lane], n_out[lane], np.float64(m_acc[lane]), np.float64(n_acc[lane]))
+            m_acc[lane], n_acc[lane] = 0, N_FLOOR
+    m_sum, n_sum = m_out[0], n_out[0]
+    for j in range(n_full, xs.size):  # the tail (< LANES elements) goes straight into float64
         m_i, n_i = exp_parts(xs[j])
-        m_acc[0], n_acc[0] = merge(m_acc[0], n_acc[0], m_i, n_i)
-    m_sum, n_sum = m_acc[0], n_acc[0]
+        m_sum, n_sum = merge(m_sum, n_sum, np.float64(m_i), np.float64(n_i))
     for lane in range(1, LANES):
-        m_sum, n_sum = merge(m_sum, n_sum, m_acc[lane], n_acc[lane])
+        m_sum, n_sum = merge(m_sum, n_sum, m_out[lane], n_out[lane])
     return m_sum, n_sum
 
 
@@ -75,6 +88,7 @@ def two_pass_reduce(x, lo, hi):
 def two_pass_write(x, y, lo, hi, n_sum, inv_m_sum):
     """Pass 2 of two-pass: y_i = m_i · 2^(n_i − n_sum) / m_sum."""
     xs, ys = x[lo:hi], y[lo:hi]
+    n_sum, inv_m_sum = cast_like(n_sum, x), cast_like(inv_m_sum, x)
     for i in range(xs.size):
         m_i, n_i = exp_parts(xs[i])
         ys[i] = m_i * pow2(n_i - n_sum) * inv_m_sum
@@ -84,6 +98,7 @@ def two_pass_write(x, y, lo, hi, n_sum, inv_m_sum):
 def two_pass_write_log(x, y, lo, hi, n_sum, log_m_sum):
     """log-softmax from pass 1: y_i = (x_i − n_sum·ln 2) − ln m_sum, the difference taken exactly."""
     xs, ys = x[lo:hi], y[lo:hi]
+    n_sum, log_m_sum = cast_like(n_sum, x), cast_like(log_m_sum, x)
     for i in range(xs.size):
         ys[i] = scaled_diff(xs[i], n_sum) - log_m_sum
 
@@ -135,7 +150,7 @@ def exp_shifted(x, c):
 @njit(**JIT)
 def sum_exp_shifted(x, lo, hi, c):
     """Σ e^(x_i − c) over x[lo:hi] with LANES accumulators (three-pass-recompute, pass 2)."""
-    xs = x[lo:hi]
+    xs, c = x[lo:hi], cast_like(c, x)
     acc = np.zeros(LANES, x.dtype)
     n_full = xs.size - xs.size % LANES
     for base in range(0, n_full, LANES):
@@ -149,7 +164,7 @@ def sum_exp_shifted(x, lo, hi, c):
 @njit(**JIT)
 def store_exp_shifted(x, y, lo, hi, c):
     """y_i = e^(x_i − c), returning Σ y_i (three-pass-reload, pass 2)."""
-    xs, ys = x[lo:hi], y[lo:hi]
+    xs, ys, c = x[lo:hi], y[lo:hi], cast_like(c, x)
     acc = np.zeros(LANES, x.dtype)
     n_full = xs.size - xs.size % LANES
     for base in range(0, n_full, LANES):
@@ -167,7 +182,7 @@ def store_exp_shifted(x, y, lo, hi, c):
 @njit(**JIT)
 def write_exp_shifted(x, y, lo, hi, c, scale):
     """y_i = e^(x_i − c)·scale (three-pass-recompute pass 3, online pass 2, the fallback)."""
-    xs, ys = x[lo:hi], y[lo:hi]
+    xs, ys, c, scale = x[lo:hi], y[lo:hi], cast_like(c, x), cast_like(scale, x)
     for i in range(xs.size):
         ys[i] = exp_shifted(xs[i], c) * scale
 
@@ -175,7 +190,7 @@ def write_exp_shifted(x, y, lo, hi, c, scale):
 @njit(**JIT)
 def rescale(y, lo, hi, scale):
     """y_i ← y_i·scale (three-pass-reload, pass 3)."""
-    ys = y[lo:hi]
+    ys, scale = y[lo:hi], cast_like(scale, y)
     for i in range(ys.size):
         ys[i] *= scale
 
