@@ -75,7 +75,7 @@ def test_recovers_constants():
 # --- the bundled real curves (Luo et al. 2025) ------------------------------------------------------
 DATA = Path(scalinglab.__file__).parent / "data" / "multipowerlaw"
 PUBLISHED_100M = dict(zip(("L0", "A", "alpha", "B", "C", "beta", "gamma"),  # repository src/config.py
-                          (2.6514477, 0.60115152, 0.45295811, 437.9464276, 2.13245612, 0.59785199, 0.65523644)))
+                          (2.6514477, 0.60115152, 0.45295811, 437.9464276, 2.13245612, 0.59785199, 0.65523644), strict=True))
 
 
 def _repository_schedule(name: str, warmup: int = 2160, peak: float = 3e-4, end: float = 3e-5) -> np.ndarray:
