@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from scalinglab.errors import InputError
 from scalinglab.laws.base import Law
+from scalinglab.laws.broken_power_law import BrokenPowerLaw
 from scalinglab.laws.chinchilla import Chinchilla
+from scalinglab.laws.data_constrained import DataConstrained
+from scalinglab.laws.kaplan import ComputePowerLaw, Kaplan
+from scalinglab.laws.lr_schedule import Tissue
+from scalinglab.laws.multi_power import MultiPower
 
 LAWS: dict[str, type[Law]] = {
     "chinchilla": Chinchilla,
+    "kaplan": Kaplan,
+    "compute": ComputePowerLaw,
+    "data_constrained": DataConstrained,
+    "broken_power_law": BrokenPowerLaw,
+    "tissue": Tissue,
+    "multi_power": MultiPower,
 }
 
 
