@@ -39,7 +39,7 @@ from scalinglab.kernels.softmax_kernels import (
 )
 
 TWO_PASS, ONLINE, THREE_PASS_RELOAD, THREE_PASS_RECOMPUTE = 0, 1, 2, 3
-CHUNK = 1 << 16  # elements per parallel piece of a long row (256 KiB of float32: L2-sized)
+CHUNK = 1 << 15  # elements per parallel piece of a long row (128 KiB of float32, well inside L2)
 PARALLEL_MIN = 1 << 15  # below this many elements in total, one thread beats waking the pool
 
 
