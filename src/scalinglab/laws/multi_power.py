@@ -23,7 +23,8 @@ Parameters are fitted as logs of the positive scale constants: L0 = e^l0, A = e^
 Published fits on the bundled curves (repository ``src/config.py``, [L0, A, α, B, C, β, γ]):
 25M: [3.040, 0.525, 0.508, 363.8, 2.066, 0.583, 0.641]; 100M: [2.651, 0.601, 0.453, 437.9, 2.132,
 0.598, 0.655]; 400M: [2.375, 0.654, 0.429, 523.4, 2.025, 0.594, 0.635] — their code also counts the
-warm-up's increases inside LD, which shifts their L0 by about −B·η_peak relative to ours.
+warm-up's increases inside LD, which shifts their L0 by about −B·η_peak relative to Eq. 5;
+``MultiPower(warmup_in_loss_drop=True)`` reproduces that convention.
 """
 
 from __future__ import annotations
@@ -97,10 +98,15 @@ class MultiPower(Law):
     formula = ("L(t) = L0 + A·(S1+S_W)^-alpha - B·sum_k (eta_{k-1}-eta_k)·G(eta_k^-gamma·S_k(t)), "
                "G(x) = 1 - (C·x+1)^-beta")
 
-    def __init__(self, ratio: float = CELL_RATIO):
+    def __init__(self, ratio: float = CELL_RATIO, warmup_in_loss_drop: bool = False):
+        """``warmup_in_loss_drop`` follows the authors' code instead of the paper's Eq. 5: the warm-up
+        ramp's increases enter LD too (negative drops that saturate at ≈ −B·η_peak), so fitted L0
+        comes out about B·η_peak lower — use it to compare with their published constants.
+        """
         if not 0.0 < ratio <= 1.0:
             raise ValueError(f"ratio must be in (0, 1], got {ratio}")
         self.ratio = float(ratio)
+        self.warmup_in_loss_drop = bool(warmup_in_loss_drop)
 
     def bounds(self):
         return [(None, None), (None, None), (1e-3, 3.0), (None, 15.0), (-10.0, 10.0), (1e-3, 5.0), (0.0, 3.0)]
@@ -118,7 +124,7 @@ class MultiPower(Law):
         }
 
     def prepare(self, inputs):
-        curves = reconstruct(inputs["run"], inputs["step"], inputs["lr"])
+        curves = reconstruct(inputs["run"], inputs["step"], inputs["lr"], with_warmup=self.warmup_in_loss_drop)
         n = len(np.asarray(inputs["step"]))
         log_x = np.empty(n)
         points, ws, etas, ss = [], [], [], []
