@@ -114,9 +114,12 @@ def save_model(model: GPT, out_dir: str | Path, tokenizer=None) -> Path:
     _atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
     _atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     if tokenizer is not None:
-        from transformers import PreTrainedTokenizerFast
-
-        PreTrainedTokenizerFast(tokenizer_object=tokenizer).save_pretrained(str(out))
+        # tokenizer.json + a config naming the fast tokenizer class: what AutoTokenizer needs, written without
+        # importing transformers (slow to import in every ladder worker).
+        _atomic_write(out / "tokenizer.json", lambda p: tokenizer.save(str(p)))
+        tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": cfg.seq_len,
+                   "clean_up_tokenization_spaces": False}
+        _atomic_write(out / "tokenizer_config.json", lambda p: p.write_text(json.dumps(tok_cfg, indent=2) + "\n"))
     return out
 
 

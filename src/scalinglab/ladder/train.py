@@ -142,11 +142,12 @@ def _atomic_save(obj, path: Path) -> None:
 
 def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str | Path | None = None,
           on_eval: Callable[[EvalPoint], None] | None = None, on_resume: Callable[[int], None] | None = None,
-          stop_after: int | None = None) -> TrainResult:
+          stop_after: int | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train (or resume) a run; checkpoints and the final HF-layout model go under ``workdir``.
 
     ``on_resume(step)`` is called once when a checkpoint is loaded; ``stop_after`` ends the loop early after
-    that many optimizer steps (a controlled interruption, for tests and time-boxed runs).
+    that many optimizer steps (a controlled interruption, for tests and time-boxed runs); ``should_stop()`` is
+    polled every step and ends the loop the same way (a worker whose parent died stops cleanly).
     """
     if model_cfg.vocab_size < corpus.vocab_size:
         raise InputError(f"model vocab_size {model_cfg.vocab_size} < corpus vocabulary {corpus.vocab_size}")
@@ -185,6 +186,7 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
     model.train()
     last_ckpt, loss_sum, loss_n = time.perf_counter(), 0.0, 0
     end = total if stop_after is None else min(total, stop_after)
+    done = start
     for step in range(start, end):
         t0 = time.perf_counter()
         lr = lr_at(step, total, cfg)
@@ -215,12 +217,14 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
         elif time.perf_counter() - last_ckpt > cfg.checkpoint_every_s:
             checkpoint(done)
             last_ckpt = time.perf_counter()
+        if should_stop is not None and should_stop():
+            break
 
-    if end < total:
-        checkpoint(end)  # a controlled stop keeps all its work
+    if done < total:
+        checkpoint(done)  # a controlled stop keeps all its work
     model_dir = None
-    if end == total and workdir is not None:
+    if done == total and workdir is not None:
         from scalinglab.ladder.hf import save_model
 
         model_dir = save_model(model.eval(), workdir / MODEL_DIR, corpus.tokenizer)
-    return TrainResult(evals=evals, steps=end, resumed_from=start, model_dir=model_dir)
+    return TrainResult(evals=evals, steps=done, resumed_from=start, model_dir=model_dir)

@@ -23,7 +23,7 @@ of a cosine/WSD run are not points of a shorter run (their learning rate has not
 fits over (N, D) should use ``final_only=True`` (or filter ``is_final == 1``).
 
 Tables: ``runs`` (one row per run: status pending|running|done|failed, JSON config, counts, checkpoint
-paths, error) and ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed. Writers open
+paths, the step its last resume started from, error) and ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed. Writers open
 short transactions with a busy timeout, so several worker processes share one file; WAL keeps finished
 results intact when a process is killed at any moment.
 """
@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS runs (
     floor REAL,
     checkpoint TEXT,
     model_dir TEXT,
+    resumed_step INTEGER,
     error TEXT,
     created REAL, updated REAL
 );
