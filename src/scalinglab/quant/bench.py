@@ -1,0 +1,138 @@
+"""Int8 linear benchmark: fp32 vs bf16 vs our W8A8 and LLM.int8 (with decomposition), one run.
+
+For each width d (a d × d layer) and M = batch × tokens rows, times ``F.linear`` in fp32 and bf16 and
+our ``QuantLinear`` forward end to end (activation quantization + ``torch._int_mm`` + dequant epilogue,
+fp32 in and out), prints times and ratios, and the measured weight bytes. LLM.int8 inputs carry
+max(1, d/512) outlier columns of magnitude ~10–20 (GPT-2 117M has one, 6.7B models ~6 per 4096), so
+the decomposition really runs. Times are the best of 7 interleaved rounds. If torchao (Int8DynamicActivationInt8Weight) or bitsandbytes
+(Linear8bitLt, threshold 6) import, they join as peers.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch.nn.functional import linear as f
+
+from scalinglab.quant.calibrate import ChannelStats
+from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.evaluate import tensor_bytes
+from scalinglab.quant.llm_int8 import llm_int8_linear
+from scalinglab.quant.rtn import rtn_linear
+
+__all__ = ["run_int8_bench", "DIMS", "MS"]
+
+DIMS = (768, 1024, 2048, 4096)
+MS = (1, 16, 256, 2048)
+ROUNDS = 7
+ROUND_SECONDS = 0.02  # per method per round; fast calls are repeated inside a round
+
+
+def _time_all(fns: dict, rounds: int = ROUNDS) -> dict[str, float]:
+    """Seconds per call of each function: best of ``rounds`` interleaved rounds (each method once per
+    round, repeated to ≥ ROUND_SECONDS), so load from other processes hits every method alike."""
+    reps = {}
+    for name, fn in fns.items():
+        fn()
+        t = time.perf_counter()
+        fn()
+        reps[name] = max(1, int(ROUND_SECONDS / max(time.perf_counter() - t, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            samples[name].append((time.perf_counter() - t) / reps[name])
+    return {name: min(v) for name, v in samples.items()}
+
+
+def _peers():
+    peers = {}
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+        from torchao.quantization import quantize_ as ao_quantize_
+
+        def make_ao(lin):
+            m = torch.nn.Sequential(lin)
+            ao_quantize_(m, Int8DynamicActivationInt8WeightConfig())
+            return m
+
+        peers["torchao W8A8"] = make_ao
+    except Exception:  # not installed or built for another torch
+        pass
+    try:
+        import bitsandbytes as bnb
+
+        def make_bnb(lin):
+            m = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, has_fp16_weights=False, threshold=6.0)
+            m.load_state_dict(lin.state_dict())
+            return m.to("cpu")
+
+        peers["bnb LLM.int8"] = make_bnb
+    except Exception:
+        pass
+    return peers
+
+
+@torch.no_grad()
+def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS) -> list[dict]:
+    if threads:
+        torch.set_num_threads(threads)
+    if quick:
+        dims, ms = (768, 1024), (16, 256)
+    peers = _peers()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; peers: {', '.join(peers) or 'none importable'}")
+    head = (f"{'d':>5} {'M':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'W8A8 ms':>9} {'int8() ms':>9} "
+            f"{'W8A8/bf16':>9} {'W8A8/fp32':>9} {'int8()/bf16':>11} {'|O|':>4}")
+    peer_head = "".join(f" {p + ' ms':>16}" for p in peers)
+    print(head + peer_head)
+    rows = []
+    g = torch.Generator().manual_seed(0)
+    for d in dims:
+        lin = torch.nn.Linear(d, d)
+        w, b = lin.weight.detach(), lin.bias.detach()
+        wb, bb = w.bfloat16(), b.bfloat16()
+        n_out = max(1, d // 512)
+        out_cols = torch.randperm(d, generator=g)[:n_out]
+        calib = torch.randn(256, d, generator=g)
+        calib[:, out_cols] *= 15
+        st = ChannelStats(d)
+        st.update(calib)
+        w8a8 = rtn_linear(w, b, None, QuantConfig(method="rtn"))
+        int8 = llm_int8_linear(w, b, st, QuantConfig(method="llm.int8"))
+        peer_mods = {name: make(copy.deepcopy(lin)) for name, make in peers.items()}
+        fp_bytes = tensor_bytes([w, b])
+        mem = {"W8A8": fp_bytes / tensor_bytes(w8a8.buffers()), "LLM.int8": fp_bytes / tensor_bytes(int8.buffers())}
+        for m in ms:
+            x = torch.randn(m, d, generator=g)
+            x[:, out_cols] *= 15
+            xb = x.bfloat16()
+            fns = {
+                "fp32": lambda x=x, w=w, b=b: f(x, w, b),
+                "bf16": lambda xb=xb, wb=wb, bb=bb: f(xb, wb, bb),
+                "W8A8": lambda x=x, mod=w8a8: mod(x),
+                "LLM.int8": lambda x=x, mod=int8: mod(x),
+            }
+            fns.update({name: (lambda x=x, mod=mod: mod(x)) for name, mod in peer_mods.items()})
+            t = _time_all(fns)
+            n_seen = int((x.abs() >= 6.0).any(0).sum())
+            row = {"d": d, "M": m, **{f"{k}_ms": 1e3 * v for k, v in t.items()}, "outlier_cols": n_seen,
+                   "w8a8_vs_bf16": t["bf16"] / t["W8A8"], "w8a8_vs_fp32": t["fp32"] / t["W8A8"],
+                   "int8_vs_bf16": t["bf16"] / t["LLM.int8"], "mem_ratio_w8a8": mem["W8A8"],
+                   "mem_ratio_llm_int8": mem["LLM.int8"]}
+            rows.append(row)
+            line = (f"{d:>5} {m:>5} {1e3 * t['fp32']:>9.3f} {1e3 * t['bf16']:>9.3f} {1e3 * t['W8A8']:>9.3f} "
+                    f"{1e3 * t['LLM.int8']:>9.3f} {row['w8a8_vs_bf16']:>8.2f}× {row['w8a8_vs_fp32']:>8.2f}× "
+                    f"{row['int8_vs_bf16']:>10.2f}× {n_seen:>4}")
+            print(line + "".join(f" {1e3 * t[p]:>16.3f}" for p in peers), flush=True)
+        print(f"{'':>5} weight memory (measured): fp32 {fp_bytes / 2**20:.2f} MiB; W8A8 {mem['W8A8']:.2f}× smaller, "
+              f"LLM.int8 {mem['LLM.int8']:.2f}× smaller ({n_out} float outlier columns kept)")
+    big = [r for r in rows if r["d"] >= 1024 and r["M"] >= 256]
+    if big:
+        print(f"d ≥ 1024, M ≥ 256: W8A8 vs bf16 min {min(r['w8a8_vs_bf16'] for r in big):.2f}×, "
+              f"LLM.int8 vs bf16 min {min(r['int8_vs_bf16'] for r in big):.2f}×; "
+              f"weight memory ≥ {min(r['mem_ratio_w8a8'] for r in rows):.2f}× below fp32 (W8A8)")
+    return rows

@@ -1,0 +1,74 @@
+"""Directory-level workflows behind the CLI: checkpoint dir + text file → quantized dir, or → metrics."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from scalinglab.errors import InputError
+from scalinglab.quant.analyze import format_table, outlier_rows
+from scalinglab.quant.apply import quantize_
+from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.evaluate import evaluate_model, linear_bytes, load_any, model_bytes
+from scalinglab.quant.io import save_quantized
+from scalinglab.quant.models import (
+    context_length,
+    forward_logits,
+    load_float_model,
+    load_tokenizer,
+    read_text,
+    text_to_batches,
+)
+
+__all__ = ["quantize_dir", "evaluate_dir", "make_config"]
+
+
+def make_config(method: str, bits: int, **kw) -> QuantConfig:
+    if bits not in (8, 6, 4):
+        raise InputError(f"--bits: expected 8, 6 or 4, got {bits}")
+    return QuantConfig(method=method, bits_w=bits, bits_a=bits, **kw)
+
+
+def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int = 8, n_seqs: int = 128,
+                 seq_len: int = 0, analyze: bool = False, **cfg_kw) -> dict:
+    """Load, calibrate, quantize, save; returns a summary (and the outlier table when ``analyze``)."""
+    cfg = make_config(method, bits, **cfg_kw)
+    model_dir = Path(model_dir)
+    text = read_text(calib)
+    model = load_float_model(model_dir)
+    tok = load_tokenizer(model_dir)
+    seq_len = seq_len or min(context_length(model), 512)
+    batches = text_to_batches(text, tok, seq_len, n_seqs, source=str(calib))
+    before = model_bytes(model), linear_bytes(model, cfg.skip)
+    t0 = time.perf_counter()
+    report = quantize_(model, cfg, batches, forward_logits)
+    seconds = time.perf_counter() - t0
+    save_quantized(model, out, cfg.to_dict(), source_dir=model_dir)
+    summary = {"out": str(out), "method": cfg.method, "bits_w": cfg.bits_w, "bits_a": cfg.bits_a,
+               "layers": report["n_quantized"], "calib_tokens": sum(b.numel() for b in batches),
+               "seconds": round(seconds, 2), "weight_bytes_before": before[0], "weight_bytes": model_bytes(model),
+               "linear_bytes_before": before[1], "linear_bytes": linear_bytes(model, cfg.skip),
+               "norm_pairs": sum(len(v) for v in report["pairs"].values())}
+    if analyze:
+        summary["table"] = format_table(outlier_rows(report["stats"]), cfg.threshold)
+    return summary
+
+
+def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | None = None,
+                 dtype: str = "float32") -> dict:
+    if dtype not in ("float32", "bfloat16"):
+        raise InputError(f"--dtype: expected float32 or bfloat16, got {dtype!r}")
+    model_dir = Path(model_dir)
+    text = read_text(data)
+    model, label = load_any(model_dir)
+    if dtype == "bfloat16":
+        if label != "none":
+            raise InputError("--dtype bfloat16 applies to float checkpoints only")
+        model = model.to(torch.bfloat16)
+        label = "bf16"
+    tok = load_tokenizer(model_dir)
+    seq_len = seq_len or min(context_length(model), 512)
+    batches = text_to_batches(text, tok, seq_len, max_seqs, source=str(data))
+    return evaluate_model(model, batches, quantization=label).to_dict()

@@ -1,0 +1,60 @@
+"""`scalinglab quantize` / `evaluate` end to end on a tiny GPT-2 dir; bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scalinglab.cli import main
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    cap = capsys.readouterr()
+    return exc.value.code or 0, cap.out, cap.err
+
+
+def test_quantize_then_evaluate_json(gpt2_dir, tmp_path, capsys):
+    out = tmp_path / "q"
+    code, stdout, err = _run(["quantize", str(gpt2_dir), "--method", "llm.int8", "--calib",
+                              str(gpt2_dir / "calib.txt"), "--out", str(out), "--calib-seqs", "8",
+                              "--seq-len", "32", "--analyze"], capsys)
+    assert code == 0, err
+    assert "outlier" not in err and "#dims" in stdout  # the analysis table
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["layers"] == 8 and summary["linear_bytes"] < summary["linear_bytes_before"] / 3
+    results = {}
+    for d in (gpt2_dir, out):
+        code, stdout, err = _run(["evaluate", str(d), "--data", str(gpt2_dir / "calib.txt"), "--seq-len", "32",
+                                  "--max-seqs", "8", "--json"], capsys)
+        assert code == 0, err
+        results[d] = json.loads(stdout)
+    for key in ("perplexity", "weight_bytes", "tokens", "latency_ms", "throughput_tok_s"):
+        assert key in results[out]
+    fp, q = results[gpt2_dir], results[out]
+    assert q["tokens"] == fp["tokens"] and q["weight_bytes"] < fp["weight_bytes"]
+    assert abs(q["perplexity"] / fp["perplexity"] - 1) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--method", "gptq"], "--method"),
+        (["--bits", "5"], "--bits"),
+        (["--method", "llm.int8", "--bits", "4"], "llm.int8"),
+    ],
+    ids=["unknown-method", "bad-bits", "llm.int8-at-4-bits"],
+)
+def test_quantize_bad_options_exit_2(gpt2_dir, tmp_path, capsys, args, needle):
+    code, _, err = _run(["quantize", str(gpt2_dir), "--calib", str(gpt2_dir / "calib.txt"), "--out",
+                         str(tmp_path / "q"), *args], capsys)
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_missing_model_dir_and_data_exit_2(gpt2_dir, tmp_path, capsys):
+    code, _, err = _run(["evaluate", str(tmp_path / "nope"), "--data", str(gpt2_dir / "calib.txt")], capsys)
+    assert code == 2 and "config.json" in err
+    code, _, err = _run(["evaluate", str(gpt2_dir), "--data", str(tmp_path / "none.txt")], capsys)
+    assert code == 2 and "none.txt" in err
