@@ -8,22 +8,28 @@ are split across cores. Agreement with the NumPy path is tested to 1e-12.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-_KERNELS: dict[bool, object] = {}
+_KERNEL = None
+_POOL = None
+PARALLEL_MIN_WORK = 100_000  # rows × points below which splitting across threads does not pay
 
 
-def _build(parallel: bool):
-    """Compile the kernel: ``parallel`` splits rows across numba threads; the serial build releases
-    the GIL so a thread pool (the bootstrap) can run several calls at once."""
+def _build():
+    """Compile the kernel once (cached on disk). It releases the GIL, so rows are split across a
+    thread pool here rather than numba's own threads, whose spinning workers slow every later call
+    on a busy two-core machine."""
     import numba as nb
 
-    @nb.njit(parallel=parallel, nogil=True, fastmath=False, cache=True)
+    @nb.njit(nogil=True, fastmath=False, cache=True, error_model="numpy")
     def chinchilla_huber(theta, logN, logD, log_loss, delta, weights, rows, out_f, out_g):
         S = theta.shape[0]
         n = logN.shape[0]
         use_w = weights.shape[0] > 0
-        for s in nb.prange(S):
+        for s in range(S):
             a, b, e, alpha, beta = theta[s, 0], theta[s, 1], theta[s, 2], theta[s, 3], theta[s, 4]
             E = np.exp(e)
             f = 0.0
@@ -66,9 +72,9 @@ def _build(parallel: bool):
 
 def chinchilla_huber(theta, logN, logD, log_loss, delta, weights=None, rows=None, parallel=True):
     """f (S,), ∇f (S, 5) of the weighted Huber objective; ``weights`` (R, n) indexed by ``rows`` (S,)."""
-    kernel = _KERNELS.get(parallel)
-    if kernel is None:
-        kernel = _KERNELS[parallel] = _build(parallel)
+    global _KERNEL, _POOL
+    if _KERNEL is None:
+        _KERNEL = _build()
     theta = np.ascontiguousarray(theta, dtype=np.float64)
     S = theta.shape[0]
     if weights is None:
@@ -79,6 +85,17 @@ def chinchilla_huber(theta, logN, logD, log_loss, delta, weights=None, rows=None
         rows = np.zeros(S, dtype=np.int64) if (rows is None or w.shape[0] == 1) else np.asarray(rows, dtype=np.int64)
     out_f = np.empty(S)
     out_g = np.empty((S, 5))
-    kernel(theta, np.ascontiguousarray(logN, dtype=np.float64), np.ascontiguousarray(logD, dtype=np.float64),
-            np.ascontiguousarray(log_loss, dtype=np.float64), float(delta), w, rows, out_f, out_g)
+    args = (np.ascontiguousarray(logN, dtype=np.float64), np.ascontiguousarray(logD, dtype=np.float64),
+            np.ascontiguousarray(log_loss, dtype=np.float64), float(delta), w)
+    threads = os.cpu_count() or 1
+    if not parallel or threads < 2 or S * np.size(logN) < PARALLEL_MIN_WORK:
+        _KERNEL(theta, *args, rows, out_f, out_g)
+        return out_f, out_g
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="scalinglab-fit")
+    bounds = np.linspace(0, S, threads + 1).astype(int)
+    jobs = [_POOL.submit(_KERNEL, theta[a:b], *args, rows[a:b], out_f[a:b], out_g[a:b])
+            for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    for job in jobs:
+        job.result()
     return out_f, out_g
