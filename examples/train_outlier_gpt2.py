@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue from this checkpoint dir (its tokenizer and splits are reused)")
     args = ap.parse_args()
 
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -66,20 +68,26 @@ def main() -> None:
     train_txt, calib_txt, valid_txt = text[: int(0.96 * n)], text[int(0.96 * n): int(0.98 * n)], text[int(0.98 * n):]
     for name, part in (("train", train_txt), ("calib", calib_txt), ("valid", valid_txt)):
         (args.out / f"{name}.txt").write_text(part, encoding="utf-8")
-    tok = train_tokenizer(train_txt, args.vocab, args.out)
+    if args.init is not None:
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(str(args.init))
+        tok.save_pretrained(args.out)
+    else:
+        tok = train_tokenizer(train_txt, args.vocab, args.out)
     ids = torch.tensor(tok(train_txt)["input_ids"], dtype=torch.long)
     print(f"corpus {n:,} chars, {ids.numel():,} train tokens")
 
     cfg = GPT2Config(vocab_size=len(tok), n_positions=args.seq, n_embd=args.n_embd, n_layer=args.n_layer,
                      n_head=max(1, args.n_embd // 64), resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    model = GPT2LMHeadModel(cfg)
+    model = GPT2LMHeadModel.from_pretrained(str(args.init)) if args.init is not None else GPT2LMHeadModel(cfg)
     # No weight decay on norms/biases; AdamW's preference for large per-channel gains is what grows outliers.
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
     budget = args.minutes * 60
     t0 = time.perf_counter()
-    step, log = 0, open(args.out / "log.jsonl", "w")
-    warmup = 100
+    step, log = 0, open(args.out / "log.jsonl", "a" if args.init is not None else "w")
+    warmup = 100 if args.init is None else 20
     while True:
         elapsed = time.perf_counter() - t0
         if elapsed > budget:

@@ -40,17 +40,22 @@ class Curve:
     rows: np.ndarray  # (m,) indices into the input columns
     steps: np.ndarray  # (m,) sampled steps, increasing
     first: int  # w: first sampled step (end of warm-up)
-    eta: np.ndarray  # (T,) η_k for k = w … last step
+    eta: np.ndarray  # (T,) η_k for k = origin … last step
     area: np.ndarray  # (T,) S_W + Σ_{τ=w..k} η_τ — the forward area up to and including step k
     warmup_area: float  # S_W
+    origin: int  # step of eta[0]: w, or 0 when the warm-up ramp is spelled out
 
     def index(self, k):
         """Position of step k in ``eta``/``area``."""
-        return np.asarray(k) - self.first
+        return np.asarray(k) - self.origin
 
 
-def reconstruct(run: np.ndarray, step: np.ndarray, lr: np.ndarray) -> list[Curve]:
-    """Split rows by run and rebuild each run's per-step learning rate (see module docstring)."""
+def reconstruct(run: np.ndarray, step: np.ndarray, lr: np.ndarray, with_warmup: bool = False) -> list[Curve]:
+    """Split rows by run and rebuild each run's per-step learning rate (see module docstring).
+
+    ``with_warmup`` also spells out the warm-up ramp η_i = η_w·i/w for steps 0…w−1 in ``eta``
+    (then S_W = Σ_i η_i = η_w·(w−1)/2, and ``origin`` = 0).
+    """
     run = np.asarray(run).astype(str)
     step = np.asarray(step, dtype=float)
     lr = np.asarray(lr, dtype=float)
@@ -65,8 +70,12 @@ def reconstruct(run: np.ndarray, step: np.ndarray, lr: np.ndarray) -> list[Curve
             raise ValueError(f"run {name!r}: step {s[np.flatnonzero(np.diff(s) == 0)[0]]} appears twice")
         ks = np.arange(s[0], s[-1] + 1)
         eta = np.interp(ks, s, lr[rows])
-        warmup_area = 0.5 * eta[0] * s[0]
-        curves.append(Curve(rows, s, int(s[0]), eta, warmup_area + np.cumsum(eta), float(warmup_area)))
+        if with_warmup:
+            eta = np.concatenate([eta[0] * np.arange(s[0]) / max(s[0], 1), eta])
+            curves.append(Curve(rows, s, int(s[0]), eta, np.cumsum(eta), float(eta[: s[0]].sum()), 0))
+        else:
+            warmup_area = 0.5 * eta[0] * s[0]
+            curves.append(Curve(rows, s, int(s[0]), eta, warmup_area + np.cumsum(eta), float(warmup_area), int(s[0])))
     return curves
 
 
@@ -114,13 +123,16 @@ class Tissue(Law):
         return {"logS1": log_s1, "S2": s2}
 
     def log_predict(self, theta, x, grad=False):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the fitter rejects non-finite rows
+            return self._log_predict(theta, x, grad)
+
+    def _log_predict(self, theta, x, grad):
         l0, a, alpha, c = (theta[:, i : i + 1] for i in range(4))
         L0, C = np.exp(l0), np.exp(c)
         power = np.exp(a - alpha * x["logS1"])  # A·S1^-α, (S, n)
         drop = C * x["S2"]
         loss = L0 + power - drop
-        with np.errstate(invalid="ignore"):
-            pred = np.log(loss)  # NaN where the law goes non-positive: the fitter treats it as uphill
+        pred = np.log(loss)  # NaN where the law goes non-positive: the fitter treats it as uphill
         if not grad:
             return pred
         inv = 1.0 / loss

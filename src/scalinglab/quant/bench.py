@@ -4,13 +4,13 @@ For each width d (a d × d layer) and M = batch × tokens rows, times ``F.linear
 our ``QuantLinear`` forward end to end (activation quantization + ``torch._int_mm`` + dequant epilogue,
 fp32 in and out), prints times and ratios, and the measured weight bytes. LLM.int8 inputs carry
 max(1, d/512) outlier columns of magnitude ~10–20 (GPT-2 117M has one, 6.7B models ~6 per 4096), so
-the decomposition really runs. If torchao (Int8DynamicActivationInt8Weight) or bitsandbytes
-(Linear8bitLt, threshold 6) import, they join as peers. Medians over ≥ 5 repeats.
+the decomposition really runs. Times are the best of 7 interleaved rounds. If torchao (Int8DynamicActivationInt8Weight) or bitsandbytes
+(Linear8bitLt, threshold 6) import, they join as peers.
 """
 
 from __future__ import annotations
 
-import statistics
+import copy
 import time
 
 import torch
@@ -26,21 +26,27 @@ __all__ = ["run_int8_bench", "DIMS", "MS"]
 
 DIMS = (768, 1024, 2048, 4096)
 MS = (1, 16, 256, 2048)
-MIN_SECONDS = 0.3  # per measurement, repeats added until this is spent
+ROUNDS = 7
+ROUND_SECONDS = 0.02  # per method per round; fast calls are repeated inside a round
 
 
-def _time(fn, min_reps: int = 5) -> float:
-    fn()
-    fn()
-    times: list[float] = []
-    t_start = time.perf_counter()
-    while len(times) < min_reps or time.perf_counter() - t_start < MIN_SECONDS:
+def _time_all(fns: dict, rounds: int = ROUNDS) -> dict[str, float]:
+    """Seconds per call of each function: best of ``rounds`` interleaved rounds (each method once per
+    round, repeated to ≥ ROUND_SECONDS), so load from other processes hits every method alike."""
+    reps = {}
+    for name, fn in fns.items():
+        fn()
         t = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t)
-        if len(times) >= 200:
-            break
-    return statistics.median(times)
+        reps[name] = max(1, int(ROUND_SECONDS / max(time.perf_counter() - t, 1e-7)))
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            samples[name].append((time.perf_counter() - t) / reps[name])
+    return {name: min(v) for name, v in samples.items()}
 
 
 def _peers():
@@ -97,21 +103,21 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS) -> l
         st.update(calib)
         w8a8 = rtn_linear(w, b, None, QuantConfig(method="rtn"))
         int8 = llm_int8_linear(w, b, st, QuantConfig(method="llm.int8"))
-        peer_mods = {name: make(lin) for name, make in peers.items()}
+        peer_mods = {name: make(copy.deepcopy(lin)) for name, make in peers.items()}
         fp_bytes = tensor_bytes([w, b])
         mem = {"W8A8": fp_bytes / tensor_bytes(w8a8.buffers()), "LLM.int8": fp_bytes / tensor_bytes(int8.buffers())}
         for m in ms:
             x = torch.randn(m, d, generator=g)
             x[:, out_cols] *= 15
             xb = x.bfloat16()
-            t = {
-                "fp32": _time(lambda x=x, w=w, b=b: f(x, w, b)),
-                "bf16": _time(lambda xb=xb, wb=wb, bb=bb: f(xb, wb, bb)),
-                "W8A8": _time(lambda x=x, mod=w8a8: mod(x)),
-                "LLM.int8": _time(lambda x=x, mod=int8: mod(x)),
+            fns = {
+                "fp32": lambda x=x, w=w, b=b: f(x, w, b),
+                "bf16": lambda xb=xb, wb=wb, bb=bb: f(xb, wb, bb),
+                "W8A8": lambda x=x, mod=w8a8: mod(x),
+                "LLM.int8": lambda x=x, mod=int8: mod(x),
             }
-            for name, mod in peer_mods.items():
-                t[name] = _time(lambda x=x, mod=mod: mod(x))
+            fns.update({name: (lambda x=x, mod=mod: mod(x)) for name, mod in peer_mods.items()})
+            t = _time_all(fns)
             n_seen = int((x.abs() >= 6.0).any(0).sum())
             row = {"d": d, "M": m, **{f"{k}_ms": 1e3 * v for k, v in t.items()}, "outlier_cols": n_seen,
                    "w8a8_vs_bf16": t["bf16"] / t["W8A8"], "w8a8_vs_fp32": t["fp32"] / t["W8A8"],

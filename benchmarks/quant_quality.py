@@ -1,0 +1,86 @@
+"""Perplexity of one checkpoint under every quantization method (issue 4, must-show 2). Run:
+
+    python examples/train_outlier_gpt2.py --corpus SHAKESPEARE_TEXTS --out out/gpt2-shk   # ~30 min, 1 core
+    python benchmarks/quant_quality.py out/gpt2-shk [--calib-seqs 128] [--markdown]
+
+MODEL_DIR must hold calib.txt and valid.txt (the training script writes both: disjoint held-out slices
+of the corpus). Prints the outlier analysis, then one row per method: perplexity on valid.txt, its
+change against fp32, the measured bytes of the linear layers, and the wall time of the evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import torch
+
+from scalinglab.quant import QuantConfig, quantize_
+from scalinglab.quant.analyze import format_table, outlier_rows
+from scalinglab.quant.evaluate import linear_bytes, perplexity
+from scalinglab.quant.models import (
+    context_length,
+    forward_logits,
+    load_float_model,
+    load_tokenizer,
+    read_text,
+    text_to_batches,
+)
+
+ROWS = [
+    ("fp32", None),
+    ("bf16", "bf16"),
+    ("RTN W8A8 per-tensor", QuantConfig(method="rtn", w_granularity="tensor", a_granularity="tensor")),
+    ("RTN W8A8 per-channel/per-token", QuantConfig(method="rtn")),
+    ("LLM.int8()", QuantConfig(method="llm.int8")),
+    ("SmoothQuant W8A8", QuantConfig(method="smoothquant")),
+    ("OutlierTune W8A8", QuantConfig(method="outliertune")),
+    ("OutlierTune W6A6", QuantConfig(method="outliertune", bits_w=6, bits_a=6)),
+    ("RTN W6A6 per-channel/per-token", QuantConfig(method="rtn", bits_w=6, bits_a=6)),
+    ("SmoothQuant W6A6", QuantConfig(method="smoothquant", bits_w=6, bits_a=6)),
+    ("OutlierTune W4A4", QuantConfig(method="outliertune", bits_w=4, bits_a=4)),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model_dir", type=Path)
+    ap.add_argument("--calib-seqs", type=int, default=128)
+    ap.add_argument("--max-seqs", type=int, default=0, help="cap on validation sequences (0: all)")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base = load_float_model(args.model_dir)
+    tok = load_tokenizer(args.model_dir)
+    seq = context_length(base)
+    calib = text_to_batches(read_text(args.model_dir / "calib.txt"), tok, seq, args.calib_seqs)
+    valid = text_to_batches(read_text(args.model_dir / "valid.txt"), tok, seq, args.max_seqs or None, batch_size=16)
+    n_params = sum(p.numel() for p in base.parameters())
+    print(f"{args.model_dir}: {n_params / 1e6:.2f}M parameters, context {seq}; calibration "
+          f"{sum(b.numel() for b in calib):,} tokens, validation {sum(b.numel() for b in valid):,} tokens")
+    fp_linear = linear_bytes(base)
+    rows = []
+    for label, cfg in ROWS:
+        model = copy.deepcopy(base)
+        if cfg == "bf16":
+            model = model.to(torch.bfloat16)
+        elif cfg is not None:
+            report = quantize_(model, cfg, calib, forward_logits)
+            if cfg.method == "llm.int8":
+                print(format_table(outlier_rows(report["stats"]), cfg.threshold))
+        t0 = time.perf_counter()
+        ppl, n = perplexity(model, valid)
+        rows.append((label, ppl, linear_bytes(model), time.perf_counter() - t0))
+        print(f"  {label:<32} ppl {ppl:9.3f}  ({time.perf_counter() - t0:.1f}s)", flush=True)
+    fp = rows[0][1]
+    print("\n| method | perplexity | vs fp32 | linear-layer bytes | × smaller | eval s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, ppl, nbytes, secs in rows:
+        print(f"| {label} | {ppl:.3f} | {100 * (ppl / fp - 1):+.2f}% | {nbytes:,} | {fp_linear / nbytes:.2f}× | {secs:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Ladder specs: a TOML/YAML file (or dict) → the list of training jobs it describes.
+
+A spec names a corpus, shared model and training settings, a list of model sizes, and either token
+budgets per size or an IsoFLOP grid; learning rates and seeds multiply the grid::
+
+    name: demo-synthetic
+    corpus: {kind: synthetic, markov: {vocab_size: 64, order: 1, branching: 8}}
+    model: {seq_len: 64, n_head: 2}                  # defaults for every size (GPTConfig fields)
+    sizes:                                           # each entry overrides `model`
+      - {d_model: 16, n_layer: 1}
+      - {d_model: 32, n_layer: 2}
+    tokens: [2.0e5, 6.0e5, 2.0e6]                    # D per run; or tokens_per_param: [5, 20, 80]
+    # isoflop: [1.0e11, 3.0e11]                      # or: C budgets; D = C / flops_per_token(size)
+    train: {lr: 3.0e-3, schedule: cosine, batch_size: 32}   # TrainConfig fields
+    lrs: [3.0e-3]                                    # optional sweep (overrides train.lr)
+    seeds: [0]
+
+Exactly one of ``tokens``, ``tokens_per_param`` (× non-embedding N) and ``isoflop`` must be given.
+Every error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from scalinglab.errors import InputError
+from scalinglab.ladder.data import CorpusConfig
+from scalinglab.ladder.flops import flops_per_token, non_embedding_params
+from scalinglab.ladder.model import GPTConfig
+from scalinglab.ladder.train import TrainConfig
+
+__all__ = ["Job", "LadderSpec", "load_spec", "parse_spec"]
+
+TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "seeds"}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of a ladder; ``run`` is its id in the store."""
+
+    run: str
+    group: str
+    model: GPTConfig
+    train: TrainConfig
+    corpus: CorpusConfig
+
+    def to_dict(self) -> dict:
+        return {"run": self.run, "group": self.group, "model": self.model.to_dict(), "train": self.train.to_dict(),
+                "corpus": self.corpus.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Job:
+        return cls(run=d["run"], group=d["group"], model=GPTConfig(**d["model"]), train=TrainConfig(**d["train"]),
+                   corpus=CorpusConfig.from_dict(d["corpus"]))
+
+
+@dataclass(frozen=True)
+class LadderSpec:
+    name: str
+    jobs: tuple[Job, ...]
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a table of settings, got {type(values).__name__}")
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - allowed)
+    if unknown:
+        raise InputError(f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    try:
+        return cls.from_dict(values) if hasattr(cls, "from_dict") else cls(**values)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _numbers(values, where: str, integer: bool = False) -> list:
+    if not isinstance(values, list) or not values:
+        raise InputError(f"{where}: expected a non-empty list of numbers")
+    out = []
+    for i, v in enumerate(values):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise InputError(f"{where}[{i}]: {v!r} is not a number") from None
+        if not x > 0 and not (integer and x == 0):
+            raise InputError(f"{where}[{i}]: {v!r} must be > 0")
+        out.append(int(x) if integer else x)
+    return out
+
+
+def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
+    """Validate a spec mapping and expand it into jobs (sizes × budgets × lrs × seeds)."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: expected a mapping at the top level")
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise InputError(f"{source}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(TOP_KEYS))})")
+    name = str(raw.get("name", Path(source).stem))
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise InputError(f"{source}: name {name!r} may only use letters, digits, '_', '.', '-'")
+    corpus = _build(CorpusConfig, raw.get("corpus", {}), f"{source}: corpus")
+    base_model = raw.get("model", {})
+    if not isinstance(base_model, dict):
+        raise InputError(f"{source}: model: expected a table of GPTConfig fields")
+    sizes = raw.get("sizes")
+    if not isinstance(sizes, list) or not sizes:
+        raise InputError(f"{source}: sizes: expected a non-empty list of model settings")
+    budgets = [k for k in ("tokens", "tokens_per_param", "isoflop") if k in raw]
+    if len(budgets) != 1:
+        raise InputError(f"{source}: give exactly one of tokens, tokens_per_param, isoflop (found: {budgets or 'none'})")
+    kind = budgets[0]
+    values = _numbers(raw[kind], f"{source}: {kind}")
+    base_train = raw.get("train", {})
+    lrs = _numbers(raw["lrs"], f"{source}: lrs") if "lrs" in raw else [None]
+    seeds = _numbers(raw["seeds"], f"{source}: seeds", integer=True) if "seeds" in raw else [None]
+
+    jobs = []
+    for i, size in enumerate(sizes):
+        if not isinstance(size, dict):
+            raise InputError(f"{source}: sizes[{i}]: expected a table of model settings")
+        model = _build(GPTConfig, {"vocab_size": _vocab(corpus), **base_model, **size}, f"{source}: sizes[{i}]")
+        n, fpt = non_embedding_params(model), flops_per_token(model)
+        for v in values:
+            tokens = int(v if kind == "tokens" else v * n if kind == "tokens_per_param" else v / fpt)
+            for lr in lrs:
+                for seed in seeds:
+                    tr = dict(base_train, tokens=tokens)
+                    if lr is not None:
+                        tr["lr"] = lr
+                    if seed is not None:
+                        tr["seed"] = seed
+                    train = _build(TrainConfig, tr, f"{source}: train (sizes[{i}], {kind}={v:g})")
+                    run = (f"{name}/d{model.d_model}-L{model.n_layer}-h{model.n_head}/D{tokens:.3g}"
+                           f"/lr{train.lr:g}/s{train.seed}")
+                    jobs.append(Job(run=run, group=name, model=model, train=train, corpus=corpus))
+    runs = [j.run for j in jobs]
+    if len(set(runs)) != len(runs):
+        dup = next(r for r in runs if runs.count(r) > 1)
+        raise InputError(f"{source}: two jobs share the run id {dup!r} (repeated size or budget)")
+    return LadderSpec(name=name, jobs=tuple(jobs))
+
+
+def _vocab(corpus: CorpusConfig) -> int:
+    if corpus.kind == "synthetic":
+        return corpus.markov.vocab_size
+    return 256 if corpus.tokenizer == "byte" else corpus.vocab_size
+
+
+def load_spec(path: str | Path) -> LadderSpec:
+    """Read a .toml, .yaml/.yml or .json spec file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such spec file")
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text)
+        elif suffix == ".json":
+            raw = json.loads(text)
+        else:
+            raise InputError(f"{path}: unknown spec type '{suffix}'; expected .toml, .yaml, .yml or .json")
+    except InputError:
+        raise
+    except Exception as exc:  # toml/yaml/json parse errors
+        raise InputError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+    corpus = raw.get("corpus") if isinstance(raw, dict) else None
+    if isinstance(corpus, dict) and corpus.get("paths"):
+        # Corpus paths are relative to the spec file, so a spec and its data move together.
+        paths = [corpus["paths"]] if isinstance(corpus["paths"], str) else corpus["paths"]
+        raw["corpus"] = {**corpus, "paths": [str(path.parent / p) if not Path(p).is_absolute() else p for p in paths]}
+    return parse_spec(raw, str(path))

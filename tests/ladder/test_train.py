@@ -1,0 +1,65 @@
+"""Training: schedules, loss goes down, determinism given a seed, exact resume from a checkpoint."""
+
+import math
+
+import pytest
+
+from scalinglab.ladder.data import CorpusConfig, load_corpus
+from scalinglab.ladder.model import GPTConfig
+from scalinglab.ladder.synthetic import MarkovConfig
+from scalinglab.ladder.train import TrainConfig, eval_steps, lr_at, train
+
+MODEL = GPTConfig(vocab_size=16, seq_len=16, d_model=16, n_layer=1, n_head=2)
+TRAIN = TrainConfig(tokens=16 * 16 * 40, lr=1e-2, batch_size=16, n_evals=4, eval_seqs=32)
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus(CorpusConfig(markov=MarkovConfig(vocab_size=16, order=1, branching=3)))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "wsd", "constant"])
+def test_schedules(schedule):
+    cfg = TrainConfig(lr=1.0, schedule=schedule, warmup_frac=0.1, decay_frac=0.2, min_lr_ratio=0.1)
+    lrs = [lr_at(s, 100, cfg) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert max(lrs) == pytest.approx(1.0)
+    if schedule == "constant":
+        assert lrs[-1] == 1.0
+    else:
+        assert lrs[-1] == pytest.approx(0.1, abs=0.01)
+    if schedule == "wsd":
+        assert lrs[79] == 1.0 and lrs[80] < 1.0
+    if schedule == "cosine":
+        assert lrs[55] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 45 / 90)))
+
+
+def test_eval_steps_log_spaced():
+    steps = eval_steps(640, 4)
+    assert steps == [10, 40, 160, 640]
+
+
+def test_loss_decreases_and_deterministic(corpus):
+    a = train(MODEL, TRAIN, corpus)
+    b = train(MODEL, TRAIN, corpus)
+    losses = [e.loss for e in a.evals]
+    assert losses[-1] < losses[0] - 0.3
+    assert losses == [e.loss for e in b.evals]
+    c = train(MODEL, TrainConfig(**{**TRAIN.to_dict(), "seed": 1}), corpus)
+    assert [e.loss for e in c.evals] != losses
+
+
+def test_resume_is_exact(tmp_path, corpus):
+    full = train(MODEL, TRAIN, corpus, workdir=tmp_path / "full")
+    part = train(MODEL, TRAIN, corpus, workdir=tmp_path / "part", stop_after=25)
+    assert part.model_dir is None and part.steps == 25
+    resumed_at = []
+    rest = train(MODEL, TRAIN, corpus, workdir=tmp_path / "part", on_resume=resumed_at.append)
+    assert resumed_at == [25] and rest.resumed_from == 25
+    assert [e.loss for e in rest.evals] == [e.loss for e in full.evals]
+    assert (tmp_path / "part" / "model" / "model.safetensors").is_file()
+
+
+def test_bf16_trains(corpus):
+    res = train(MODEL, TrainConfig(**{**TRAIN.to_dict(), "precision": "bf16"}), corpus)
+    assert res.evals[-1].loss < res.evals[0].loss
