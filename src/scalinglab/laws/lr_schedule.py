@@ -99,6 +99,8 @@ class Tissue(Law):
         if not 0.0 <= lam < 1.0:
             raise ValueError(f"lambda must be in [0, 1), got {lam}")
         self.lam = float(lam)
+        if self.lam != TISSUE_LAMBDA:  # a spec registry.get_law rebuilds
+            self.name = f"tissue:lam={self.lam}"
 
     def bounds(self):
         return [(None, None), (None, None), (1e-3, 3.0), (-20.0, None)]

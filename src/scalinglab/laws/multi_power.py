@@ -107,6 +107,8 @@ class MultiPower(Law):
             raise ValueError(f"ratio must be in (0, 1], got {ratio}")
         self.ratio = float(ratio)
         self.warmup_in_loss_drop = bool(warmup_in_loss_drop)
+        if (self.ratio, self.warmup_in_loss_drop) != (CELL_RATIO, False):  # a spec registry.get_law rebuilds
+            self.name = f"multi_power:ratio={self.ratio},warmup_in_loss_drop={self.warmup_in_loss_drop}"
 
     def bounds(self):
         return [(None, None), (None, None), (1e-3, 3.0), (None, 15.0), (-10.0, 10.0), (1e-3, 5.0), (0.0, 3.0)]
