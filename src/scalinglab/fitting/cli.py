@@ -111,6 +111,38 @@ def plan_cmd(
         print_plan(console, result)
 
 
+def approaches_cmd(
+    data: Annotated[Path, typer.Argument(help="Runs: CSV, TSV, JSONL, Parquet, or a run store (.db).")],
+    columns: Annotated[str, typer.Option(help='Map canonical names to yours: params="Model Size",loss=final')] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hoffmann et al. Approaches 1 (curve envelope) and 2 (IsoFLOP parabolas): N* ∝ C^a, D* ∝ C^b.
+
+    Example: scalinglab approaches runs.csv
+    """
+    from scalinglab.errors import InputError
+    from scalinglab.fitting.approaches import approach1, approach2
+    from scalinglab.runs.io import read_runs
+    from scalinglab.runs.schema import validate
+
+    table = validate(read_runs(data, columns), ("params", "tokens", "flops", "loss"), str(data))
+    results = {}
+    for name, fn in (("approach1", approach1), ("approach2", approach2)):
+        try:
+            results[name] = fn(table)
+        except InputError as exc:
+            results[name] = {"error": str(exc)}
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for name, r in results.items():
+        if "error" in r:
+            console.print(f"{name}: not applicable ({r['error']})")
+        else:
+            console.print(f"{name}: N* ∝ C^{r['a']:.3f}, D* ∝ C^{r['b']:.3f} from {r['levels']} compute levels "
+                          f"(rms log residual {r['rms_log_residual']:.3f})")
+
+
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the demo's fit JSON and plots.")] = Path("scalinglab-demo"),
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
@@ -137,4 +169,5 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("fit")(fit_cmd)
     app.command("predict")(predict_cmd)
     app.command("plan")(plan_cmd)
+    app.command("approaches")(approaches_cmd)
     bench_app.command("fit")(bench_fit_cmd)
