@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from scalinglab.quant import QuantConfig, quantize_
+from scalinglab.quant import QuantConfig, find_linears, quantize_
 from scalinglab.quant.analyze import format_table, outlier_rows
 from scalinglab.quant.evaluate import linear_bytes, perplexity
 from scalinglab.quant.models import (
@@ -40,8 +40,49 @@ ROWS = [
     ("OutlierTune W6A6", QuantConfig(method="outliertune", bits_w=6, bits_a=6)),
     ("RTN W6A6 per-channel/per-token", QuantConfig(method="rtn", bits_w=6, bits_a=6)),
     ("SmoothQuant W6A6", QuantConfig(method="smoothquant", bits_w=6, bits_a=6)),
+    ("RTN W6A6 per-tensor", QuantConfig(method="rtn", bits_w=6, bits_a=6, w_granularity="tensor",
+                                        a_granularity="tensor")),
     ("OutlierTune W4A4", QuantConfig(method="outliertune", bits_w=4, bits_a=4)),
 ]
+
+
+LAYER_METHODS = {
+    "RTN per-tensor W8A8": QuantConfig(method="rtn", w_granularity="tensor", a_granularity="tensor"),
+    "RTN per-token W8A8": QuantConfig(method="rtn"),
+    "LLM.int8()": QuantConfig(method="llm.int8"),
+    "RTN per-tensor W6A6": QuantConfig(method="rtn", bits_w=6, bits_a=6, w_granularity="tensor", a_granularity="tensor"),
+}
+
+
+@torch.no_grad()
+def layer_errors(model, batch, stats) -> None:
+    """Per linear: outlier dims of its input and ‖Y_q − Y‖/‖Y‖ for each method, on one calibration batch —
+    where outliers exist, per-tensor scales should hurt."""
+    from scalinglab.quant.calibrate import linear_weight
+    from scalinglab.quant.llm_int8 import llm_int8_linear
+    from scalinglab.quant.rtn import rtn_linear
+
+    linears = find_linears(model)
+    inputs = {}
+    hs = [m.register_forward_pre_hook(lambda _m, a, n=n: inputs.__setitem__(n, a[0].reshape(-1, a[0].shape[-1])))
+          for n, m in linears.items()]
+    forward_logits(model, batch)
+    for h in hs:
+        h.remove()
+    print("\n| layer | outlier dims (≥6) | max abs | " + " | ".join(LAYER_METHODS) + " |")
+    print("|---|---:|---:|" + "---:|" * len(LAYER_METHODS))
+    for name, lin in linears.items():
+        x, w = inputs[name].float(), linear_weight(lin).detach().float()
+        b = None if lin.bias is None else lin.bias.detach().float()
+        y = x @ w.T + (0 if b is None else b)
+        errs = []
+        for cfg in LAYER_METHODS.values():
+            build = llm_int8_linear if cfg.method == "llm.int8" else rtn_linear
+            q = build(w, b, stats[name], cfg)
+            errs.append(float((q(x) - y).norm() / y.norm()))
+        st = stats[name]
+        print(f"| {name} | {int(st.outlier_cols().numel())} | {float(st.amax.max()):.1f} | "
+              + " | ".join(f"{100 * e:.2f}%" for e in errs) + " |")
 
 
 def main() -> None:
@@ -71,6 +112,7 @@ def main() -> None:
             report = quantize_(model, cfg, calib, forward_logits)
             if cfg.method == "llm.int8":
                 print(format_table(outlier_rows(report["stats"]), cfg.threshold))
+                layer_errors(copy.deepcopy(base), calib[0], report["stats"])
         t0 = time.perf_counter()
         ppl, n = perplexity(model, valid)
         rows.append((label, ppl, linear_bytes(model), time.perf_counter() - t0))

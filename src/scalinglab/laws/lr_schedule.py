@@ -99,6 +99,8 @@ class Tissue(Law):
         if not 0.0 <= lam < 1.0:
             raise ValueError(f"lambda must be in [0, 1), got {lam}")
         self.lam = float(lam)
+        if self.lam != TISSUE_LAMBDA:  # a spec registry.get_law rebuilds
+            self.name = f"tissue:lam={self.lam}"
 
     def bounds(self):
         return [(None, None), (None, None), (1e-3, 3.0), (-20.0, None)]
@@ -123,13 +125,16 @@ class Tissue(Law):
         return {"logS1": log_s1, "S2": s2}
 
     def log_predict(self, theta, x, grad=False):
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the fitter rejects non-finite rows
+            return self._log_predict(theta, x, grad)
+
+    def _log_predict(self, theta, x, grad):
         l0, a, alpha, c = (theta[:, i : i + 1] for i in range(4))
         L0, C = np.exp(l0), np.exp(c)
         power = np.exp(a - alpha * x["logS1"])  # A·S1^-α, (S, n)
         drop = C * x["S2"]
         loss = L0 + power - drop
-        with np.errstate(invalid="ignore"):
-            pred = np.log(loss)  # NaN where the law goes non-positive: the fitter treats it as uphill
+        pred = np.log(loss)  # NaN where the law goes non-positive: the fitter treats it as uphill
         if not grad:
             return pred
         inv = 1.0 / loss

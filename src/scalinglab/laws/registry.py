@@ -22,8 +22,36 @@ LAWS: dict[str, type[Law]] = {
 }
 
 
+def _value(text: str):
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
 def get_law(name: str) -> Law:
+    """A law from its name, with options for laws that take them: ``broken_power_law:column=params,n_breaks=2``.
+
+    A law built with non-default options reports that same spec as its ``name``, so a fit result (and the
+    bootstrap workers, which rebuild the law from its name) get the same law back.
+    """
+    base, _, opts = name.partition(":")
     try:
-        return LAWS[name]()
+        cls = LAWS[base.strip()]
     except KeyError:
-        raise InputError(f"--law: unknown law '{name}'; expected one of {', '.join(sorted(LAWS))}") from None
+        raise InputError(f"--law: unknown law '{base}'; expected one of {', '.join(sorted(LAWS))}") from None
+    kwargs = {}
+    for part in filter(str.strip, opts.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            raise InputError(f"--law: option '{part}' of '{base}' is not of the form key=value")
+        kwargs[key.strip()] = _value(value)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--law: bad options for '{base}': {exc}") from None

@@ -104,6 +104,11 @@ def quantize_(model: nn.Module, cfg: QuantConfig, calib: Sequence[torch.Tensor],
     stats = calibrate(model, linears, calib, forward, cfg.threshold) if calib else {}
     if cfg.needs_calibration and not stats:
         raise InputError(f"--calib: method {cfg.method} needs calibration text, got none")
+    # A linear whose forward never ran (its .weight is read by a parent, e.g. a fused QKV matmul) cannot be
+    # swapped for a QuantLinear: it stays in float and the report names it.
+    uncalled = sorted(n for n, st in stats.items() if st.tokens == 0)
+    for n in uncalled:
+        del linears[n], stats[n]
     folded: set[str] = set()
     pairs: dict[str, list[str]] = {}
     if cfg.method in ("smoothquant", "outliertune"):
@@ -144,7 +149,7 @@ def quantize_(model: nn.Module, cfg: QuantConfig, calib: Sequence[torch.Tensor],
         setattr(modules[parent_name] if parent_name else model, child, q)
         del lin  # the float weight goes with the module
     return QuantReport(method=cfg.method, config=cfg.to_dict(), stats=stats, pairs=pairs,
-                       n_quantized=len(linears))
+                       n_quantized=len(linears), left_in_float=uncalled)
 
 
 def _scaled(st: ChannelStats, s: torch.Tensor) -> ChannelStats:

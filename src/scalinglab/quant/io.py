@@ -38,6 +38,9 @@ def save_quantized(model: nn.Module, out: Path, quant_config: dict, source_dir: 
     out.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "config") and hasattr(model.config, "to_json_file"):
         model.config.to_json_file(out / "config.json")
+    elif hasattr(getattr(model, "config", None), "to_dict"):  # the ladder GPT, under its own module names
+        meta = {"architectures": ["ScalinglabGPT"], "model_type": "scalinglab-gpt", "scalinglab": model.config.to_dict()}
+        (out / "config.json").write_text(json.dumps(meta, indent=1))
     modules = {n: m.spec() for n, m in model.named_modules() if isinstance(m, QuantLinear)}
     (out / QUANT_MAP).write_text(json.dumps({"format_version": FORMAT_VERSION, "config": quant_config,
                                              "modules": modules}, indent=1))
@@ -70,8 +73,14 @@ def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
         modules = qmap["modules"]
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{model_dir / QUANT_MAP}: expected a JSON quantization map with 'modules': {exc}") from None
-    config = AutoConfig.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_config(config)  # non-persistent buffers (masks, rotary) built here
+    meta = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").is_file() else {}
+    if meta.get("model_type") == "scalinglab-gpt":
+        from scalinglab.ladder.model import GPT, GPTConfig
+
+        model = GPT(GPTConfig(**meta["scalinglab"]))
+    else:
+        config = AutoConfig.from_pretrained(str(model_dir))
+        model = AutoModelForCausalLM.from_config(config)  # non-persistent buffers (masks, rotary) built here
     install_empty(model, modules)
     missing, unexpected = load_model(model, str(model_dir / WEIGHTS), strict=False)
     if unexpected or [k for k in missing if not _is_recomputed(k)]:

@@ -35,13 +35,30 @@ def context_length(model: nn.Module, default: int = 1024) -> int:
     return default
 
 
-def load_tokenizer(model_dir: Path):
-    from transformers import AutoTokenizer
+LADDER_MODEL_TYPE = "scalinglab-gpt"  # ladder checkpoints with no transformers class (rmsnorm, post-LN, μP)
+
+
+def model_type(model_dir: Path) -> str:
+    import json
 
     try:
-        return AutoTokenizer.from_pretrained(str(model_dir))
-    except Exception as exc:  # transformers raises many types for a missing/bad tokenizer
-        raise InputError(f"{model_dir}: no usable tokenizer files (tokenizer.json or vocab/merges): {exc}") from None
+        return str(json.loads((Path(model_dir) / "config.json").read_text()).get("model_type", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if model_type(model_dir) != LADDER_MODEL_TYPE:
+        try:
+            return AutoTokenizer.from_pretrained(str(model_dir))
+        except Exception:  # transformers raises many types for a missing/bad tokenizer; try the plain file
+            pass
+    path = Path(model_dir) / "tokenizer.json"
+    if not path.is_file():
+        raise InputError(f"{model_dir}: no usable tokenizer files (expected tokenizer.json)")
+    return PreTrainedTokenizerFast(tokenizer_file=str(path))
 
 
 def load_float_model(model_dir: Path) -> nn.Module:
@@ -50,6 +67,10 @@ def load_float_model(model_dir: Path) -> nn.Module:
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise InputError(f"{model_dir}: expected a model directory with config.json (Hugging Face layout)")
+    if model_type(model_dir) == LADDER_MODEL_TYPE:
+        from scalinglab.ladder.hf import load_model
+
+        return load_model(model_dir)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     except Exception as exc:

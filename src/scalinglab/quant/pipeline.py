@@ -50,7 +50,8 @@ def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int
                "layers": report["n_quantized"], "calib_tokens": sum(b.numel() for b in batches),
                "seconds": round(seconds, 2), "weight_bytes_before": before[0], "weight_bytes": model_bytes(model),
                "linear_bytes_before": before[1], "linear_bytes": linear_bytes(model, cfg.skip),
-               "norm_pairs": sum(len(v) for v in report["pairs"].values())}
+               "norm_pairs": sum(len(v) for v in report["pairs"].values()),
+               "left_in_float": report["left_in_float"]}
     if analyze:
         summary["table"] = format_table(outlier_rows(report["stats"]), cfg.threshold)
     return summary
