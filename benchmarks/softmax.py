@@ -19,6 +19,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller shapes, fewer repeats")
     parser.add_argument("--reps", type=int, default=7, help="repeats per measurement (median reported)")
+    parser.add_argument("--threads", type=int, default=None, help="numba and torch threads (default: all cores)")
     parser.add_argument("--no-cross-entropy", action="store_true", help="skip the cross-entropy table")
     args = parser.parse_args()
-    print(run_all(quick=args.quick, reps=args.reps, cross_entropy=not args.no_cross_entropy))
+    print(run_all(quick=args.quick, reps=args.reps, cross_entropy=not args.no_cross_entropy, threads=args.threads))

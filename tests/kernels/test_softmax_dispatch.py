@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from scalinglab.kernels import cross_entropy_fastest
-from scalinglab.kernels.softmax_dispatch import MIN_VOCAB, use_kernel
+from scalinglab.kernels.softmax_dispatch import LARGE_VOCAB, MIN_VOCAB, use_kernel
 
 
 @pytest.mark.parametrize(
-    ("n", "v"), [(8, 50), (64, MIN_VOCAB), (300, 4096)], ids=["tiny-torch-path", "threshold-kernel-path", "eval-shape"]
+    ("n", "v"), [(8, 50), (64, MIN_VOCAB), (32, LARGE_VOCAB)], ids=["tiny-torch-path", "mid-torch-path", "kernel-path"]
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_matches_torch_either_path(n, v, reduction):
@@ -26,7 +26,8 @@ def test_matches_torch_either_path(n, v, reduction):
 
 
 def test_rule_and_fallbacks():
-    assert not use_kernel(8, 50) and use_kernel(512, 32_000)
+    assert not use_kernel(8, 50) and not use_kernel(512, 2048) and not use_kernel(8192, 256)
+    assert use_kernel(512, 32_000) and use_kernel(2048, 2048) and use_kernel(1, 50_257)
     logits = torch.randn(64, 2048, requires_grad=True)
     loss = cross_entropy_fastest(logits, torch.zeros(64, dtype=torch.int64))
     loss.backward()  # autograd needs torch's path: the kernel is forward-only

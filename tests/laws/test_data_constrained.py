@@ -42,7 +42,7 @@ def test_jacobian_matches_finite_differences():
     law = DataConstrained()
     N, D, U = _design(rng, 40)
     x = law.prepare({"params": N, "tokens": D, "unique_tokens": U})
-    theta = np.vstack([law.from_public(PUBLISHED), law.init_grid()[rng.choice(2187, 5, replace=False)]])
+    theta = np.vstack([law.from_public(PUBLISHED), law.init_grid()[rng.choice(len(law.init_grid()), 5, replace=False)]])
     theta = theta + rng.normal(0, 0.02, theta.shape)
     capped = x["logN"] > (np.log(theta[:1, 3]) + theta[:1, 0] - np.log(theta[:1, 4]) - theta[:1, 1]
                           + theta[:1, 4] * x["logU"]) / theta[:1, 3]

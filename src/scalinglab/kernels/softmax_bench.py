@@ -168,11 +168,17 @@ def format_cross_entropy(results) -> str:
     return "\n".join(lines)
 
 
-def run_all(quick: bool = False, reps: int = 7, cross_entropy: bool = True) -> str:
-    """The whole benchmark as printable text (``scalinglab bench softmax``, ``benchmarks/softmax.py``)."""
+def run_all(quick: bool = False, reps: int = 7, cross_entropy: bool = True, threads: int | None = None) -> str:
+    """The whole benchmark as printable text (``scalinglab bench softmax``, ``benchmarks/softmax.py``).
+
+    ``threads`` sets numba's and torch's thread counts alike (default: all cores).
+    """
     import numba
     import torch
 
+    if threads:
+        numba.set_num_threads(threads)
+        torch.set_num_threads(threads)
     copy_gbs = copy_bandwidth(1 << 26 if quick else 1 << 28, reps=5)
     parts = [
         f"threads: numba {numba.get_num_threads()}, torch {torch.get_num_threads()}; float32; medians of {reps} repeats",

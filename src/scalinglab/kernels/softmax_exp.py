@@ -97,10 +97,11 @@ def rint(typingctx, x):
 
 @intrinsic
 def pow2(typingctx, k):
-    """2^k for an integer-valued float k, from the exponent bits: ``bitcast((int(k) + bias) << p)``.
+    """2^k for an integer-valued float k ≤ max exponent, from the exponent bits, in three instructions.
 
-    k below the smallest normal exponent (or NaN) gives exactly 0.0; callers never pass k above the
-    largest exponent (k = n_i − n_max ≤ 0 in the kernels).
+    ``t = max(k, −bias) + (1.5·2^p + bias)`` puts k + bias in the low mantissa bits of t (the
+    "magic number" trick), and ``bitcast(bits(t) << p)`` moves them into the exponent field while the
+    high bits fall off the word. k below the smallest normal exponent (or NaN) gives exactly 0.0.
     """
     if k == types.float32:
         bits, bias, shift = 32, 127, 23
@@ -108,6 +109,7 @@ def pow2(typingctx, k):
         bits, bias, shift = 64, 1023, 52
     else:
         return None
+    magic = 1.5 * 2.0**shift + bias
 
     def codegen(context, builder, sig, args):
         (kv,) = args
@@ -115,8 +117,8 @@ def pow2(typingctx, k):
         lowest = ir.Constant(kv.type, float(-bias))
         below = builder.fcmp_unordered("<", kv, lowest)  # true for NaN too
         kc = builder.select(below, lowest, kv)
-        ki = builder.fptosi(kc, ity)
-        expo = builder.shl(builder.add(ki, ir.Constant(ity, bias)), ir.Constant(ity, shift))
+        t = builder.fadd(kc, ir.Constant(kv.type, magic))
+        expo = builder.shl(builder.bitcast(t, ity), ir.Constant(ity, shift))
         return builder.bitcast(expo, kv.type)
 
     return k(k), codegen
@@ -161,10 +163,10 @@ def _exp_parts_impl(x):
     rest = coeffs[-2::-1]  # Horner order, highest first
 
     def impl(x):
-        # Clamp: −inf and huge negatives become −SAFE_X (their share is then exactly 0 whenever the
-        # row is a fast-path row); NaN passes through both selects and poisons m.
+        # Clamp below only: −inf and huge negatives become −SAFE_X (their share is then exactly 0 in
+        # every fast-path row); NaN passes through the select and poisons m. Above SAFE_X, n ≥ N_HI
+        # sends the row to the exact fallback, whatever m is (so no second clamp is needed).
         xc = -safe if x < -safe else x
-        xc = safe if xc > safe else xc
         n = rint(xc * log2e)
         r = scaled_diff(xc, n)
         p = top
