@@ -1,9 +1,173 @@
-"""CLI commands of the fitting engine: demo, fit, predict, plan, bench fit."""
+"""CLI commands of the fitting engine: fit, predict, plan, demo, bench fit."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from scalinglab.console import stdout_console as console
+
+LawOpt = Annotated[str, typer.Option("--law", help="Law to fit: chinchilla, kaplan, compute, data-constrained, ...")]
+
+
+def fit_cmd(
+    data: Annotated[Path, typer.Argument(help="Runs: CSV, TSV, JSONL, Parquet, or a run store (.db).")],
+    law: LawOpt = "chinchilla",
+    columns: Annotated[str, typer.Option(help='Map canonical names to yours: params="Model Size",loss=final')] = "",
+    huber_delta: Annotated[float, typer.Option(help="Huber δ on log-loss residuals.")] = 1e-3,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (resample runs, refit); 0 = none.")] = 0,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    holdout: Annotated[str, typer.Option(help="Extrapolation check: largest-compute=K holds out K points.")] = "",
+    out: Annotated[Path | None, typer.Option(help="Write the fit JSON here (atomically).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a plot (.png or .svg).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
+    jobs: Annotated[int | None, typer.Option(help="Threads for the bootstrap (default: all cores).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+) -> None:
+    """Fit a scaling law to runs.
+
+    Examples:
+      scalinglab fit runs.csv --law chinchilla --out fit.json
+      scalinglab fit runs.csv --columns params="Model Size",tokens=D,loss=final --bootstrap 1000
+      scalinglab fit runs.db --law chinchilla --holdout largest-compute=3 --plot fit.png
+    """
+    from scalinglab.fitting.api import fit
+    from scalinglab.fitting.validate import parse_holdout, split
+    from scalinglab.report.tables import print_fit
+    from scalinglab.runs.io import read_runs
+
+    table = read_runs(data, columns)
+    result = fit(table, law, huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout or None,
+                 seed=seed, jobs=jobs, progress=not as_json)
+    if out:
+        result.save(out)
+    if plot:
+        from scalinglab.report.plots import plot_fit
+
+        h = parse_holdout(holdout) if holdout else None
+        fit_part, held = split(table, h, str(data)) if h else (table, None)
+        plot_fit(result, fit_part, plot, held)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    print_fit(console, result)
+    if out:
+        console.print(f"fit written to {out}")
+    if plot:
+        console.print(f"plot written to {plot}")
+
+
+def predict_cmd(
+    fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A fit JSON from `scalinglab fit --out`.")],
+    params: Annotated[float | None, typer.Option(help="Model parameters N.")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Training tokens D.")] = None,
+    flops: Annotated[float | None, typer.Option(help="Training compute C (compute laws).")] = None,
+    unique_tokens: Annotated[float | None, typer.Option(help="Unique tokens U_D (data-constrained law).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Forecast the loss of a run you have not trained, with its bootstrap interval.
+
+    Example: scalinglab predict fit.json --params 7e10 --tokens 1.4e12
+    """
+    from scalinglab.fitting.result import FitResult
+    from scalinglab.planning.predict import predict
+    from scalinglab.report.tables import print_prediction
+
+    given = {"params": params, "tokens": tokens, "flops": flops, "unique_tokens": unique_tokens}
+    pred = predict(FitResult.load(fit_path), {k: v for k, v in given.items() if v is not None})
+    if as_json:
+        print(json.dumps(pred, indent=2))
+    else:
+        print_prediction(console, pred)
+
+
+def plan_cmd(
+    fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A fit JSON from `scalinglab fit --out`.")],
+    flops: Annotated[float | None, typer.Option(help="Compute budget C in FLOPs.")] = None,
+    target_loss: Annotated[float | None, typer.Option(help="Find the compute that reaches this loss.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Compute-optimal model size and tokens for a budget, or the budget for a target loss.
+
+    Examples:
+      scalinglab plan fit.json --flops 1e24
+      scalinglab plan fit.json --target-loss 2.1
+    """
+    from scalinglab.errors import InputError
+    from scalinglab.fitting.result import FitResult
+    from scalinglab.planning.compute_optimal import flops_for_target, plan
+    from scalinglab.report.tables import print_plan
+
+    if (flops is None) == (target_loss is None):
+        raise InputError("plan: give exactly one of --flops or --target-loss")
+    fit = FitResult.load(fit_path)
+    result = plan(fit, flops) if flops is not None else flops_for_target(fit, target_loss)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_plan(console, result)
+
+
+def approaches_cmd(
+    data: Annotated[Path, typer.Argument(help="Runs: CSV, TSV, JSONL, Parquet, or a run store (.db).")],
+    columns: Annotated[str, typer.Option(help='Map canonical names to yours: params="Model Size",loss=final')] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Hoffmann et al. Approaches 1 (curve envelope) and 2 (IsoFLOP parabolas): N* ∝ C^a, D* ∝ C^b.
+
+    Example: scalinglab approaches runs.csv
+    """
+    from scalinglab.errors import InputError
+    from scalinglab.fitting.approaches import approach1, approach2
+    from scalinglab.runs.io import read_runs
+    from scalinglab.runs.schema import validate
+
+    table = validate(read_runs(data, columns), ("params", "tokens", "flops", "loss"), str(data))
+    results = {}
+    for name, fn in (("approach1", approach1), ("approach2", approach2)):
+        try:
+            results[name] = fn(table)
+        except InputError as exc:
+            results[name] = {"error": str(exc)}
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return
+    for name, r in results.items():
+        if "error" in r:
+            console.print(f"{name}: not applicable ({r['error']})")
+        else:
+            console.print(f"{name}: N* ∝ C^{r['a']:.3f}, D* ∝ C^{r['b']:.3f} from {r['levels']} compute levels "
+                          f"(rms log residual {r['rms_log_residual']:.3f})")
+
+
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the demo's fit JSON and plots.")] = Path("scalinglab-demo"),
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
+) -> None:
+    """Run the whole pipeline on embedded data: fit, intervals, forecast, compute-optimal plan, plot."""
+    from scalinglab.demo import run_demo
+
+    run_demo(out, bootstrap=bootstrap, console=console)
+
+
+def bench_fit_cmd(
+    starts_fraction: Annotated[float, typer.Option(help="Fraction of the grid the slow loop runs (1 = all).")] = 1.0,
+    n_boot: Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits to time.")] = 1000,
+) -> None:
+    """Batched multi-start fit vs a plain scipy loop on the same grid and data; bootstrap timing."""
+    from scalinglab.fitting.benchmark import run_fit_benchmark
+
+    run_fit_benchmark(console, starts_fraction=starts_fraction, n_boot=n_boot)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     """Add the fitting commands to the root app."""
+    app.command("demo")(demo_cmd)
+    app.command("fit")(fit_cmd)
+    app.command("predict")(predict_cmd)
+    app.command("plan")(plan_cmd)
+    app.command("approaches")(approaches_cmd)
+    bench_app.command("fit")(bench_fit_cmd)

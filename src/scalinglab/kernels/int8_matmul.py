@@ -182,10 +182,12 @@ def llm_int8_matmul(
     y = dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias)
     cols = outlier.nonzero().squeeze(1)
     if cols.numel():
-        w_o = w_t[cols].float() * sw  # dequantized fallback, (|O| × N)
         slot = col_slot[cols].long()
-        kept = slot >= 0
-        if kept.any():
+        if bool((slot >= 0).all()):  # the usual case: every outlier dim was seen at calibration
+            w_o = outlier_w_t[slot]  # original float columns, (|O| × N)
+        else:
+            w_o = w_t[cols].float() * sw  # dequantized fallback for dims never seen before
+            kept = slot >= 0
             w_o[kept] = outlier_w_t[slot[kept]]
         y.addmm_(x[:, cols], w_o)
     return y

@@ -60,6 +60,15 @@ class Law:
         """
         raise NotImplementedError
 
+    def value_and_vjp(self, theta: np.ndarray, x: Mapping[str, np.ndarray]):
+        """Predicted log loss (S, n) and a function mapping a cotangent (S, n) to (S, P).
+
+        The fitter only needs Σ_i ψ_i·∂pred_i/∂θ, so laws with structure (Chinchilla) override this to
+        avoid materialising the (S, n, P) Jacobian; the default contracts the Jacobian.
+        """
+        pred, jac = self.log_predict(theta, x, grad=True)
+        return pred, lambda cot: np.einsum("sn,snp->sp", cot, jac)
+
     def to_public(self, theta: np.ndarray) -> dict[str, float]:
         """Optimisation-space vector (P,) → the paper's parameters."""
         return {n: float(v) for n, v in zip(self.param_names, theta, strict=True)}
@@ -73,10 +82,10 @@ class Law:
     def n_params(self) -> int:
         return len(self.param_names)
 
-    def predict(self, params: Mapping[str, float], **inputs: np.ndarray) -> np.ndarray:
-        """Loss (not log) for public parameters and raw inputs, e.g. ``predict(p, params=N, tokens=D)``."""
-        theta = self.from_public(params)[None, :]
-        x = self.prepare({k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in inputs.items()})
+    def predict(self, public: Mapping[str, float], inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Loss (not log) for public parameters and raw inputs, e.g. ``predict(p, {"params": N, "tokens": D})``."""
+        theta = self.from_public(public)[None, :]
+        x = self.prepare({k: np.atleast_1d(np.asarray(v)) for k, v in inputs.items()})
         return np.exp(self.log_predict(theta, x)[0])
 
 

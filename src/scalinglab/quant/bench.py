@@ -4,7 +4,7 @@ For each width d (a d × d layer) and M = batch × tokens rows, times ``F.linear
 our ``QuantLinear`` forward end to end (activation quantization + ``torch._int_mm`` + dequant epilogue,
 fp32 in and out), prints times and ratios, and the measured weight bytes. LLM.int8 inputs carry
 max(1, d/512) outlier columns of magnitude ~10–20 (GPT-2 117M has one, 6.7B models ~6 per 4096), so
-the decomposition really runs. Times are the best of 7 interleaved rounds. If torchao (Int8DynamicActivationInt8Weight) or bitsandbytes
+the decomposition really runs. Times are the fastest call over 15 interleaved rounds. If torchao (Int8DynamicActivationInt8Weight) or bitsandbytes
 (Linear8bitLt, threshold 6) import, they join as peers.
 """
 
@@ -26,27 +26,28 @@ __all__ = ["run_int8_bench", "DIMS", "MS"]
 
 DIMS = (768, 1024, 2048, 4096)
 MS = (1, 16, 256, 2048)
-ROUNDS = 7
+ROUNDS = 15
 ROUND_SECONDS = 0.02  # per method per round; fast calls are repeated inside a round
 
 
 def _time_all(fns: dict, rounds: int = ROUNDS) -> dict[str, float]:
-    """Seconds per call of each function: best of ``rounds`` interleaved rounds (each method once per
-    round, repeated to ≥ ROUND_SECONDS), so load from other processes hits every method alike."""
+    """Seconds per call of each function: the fastest single call over ``rounds`` interleaved rounds (each
+    method runs ≥ ROUND_SECONDS per round). Interleaving spreads load from other processes over every
+    method alike; the minimum is the timing least disturbed by them (as ``timeit`` recommends)."""
     reps = {}
     for name, fn in fns.items():
         fn()
         t = time.perf_counter()
         fn()
         reps[name] = max(1, int(ROUND_SECONDS / max(time.perf_counter() - t, 1e-7)))
-    samples: dict[str, list[float]] = {name: [] for name in fns}
+    best = dict.fromkeys(fns, float("inf"))
     for _ in range(rounds):
         for name, fn in fns.items():
-            t = time.perf_counter()
             for _ in range(reps[name]):
+                t = time.perf_counter()
                 fn()
-            samples[name].append((time.perf_counter() - t) / reps[name])
-    return {name: min(v) for name, v in samples.items()}
+                best[name] = min(best[name], time.perf_counter() - t)
+    return best
 
 
 def _peers():

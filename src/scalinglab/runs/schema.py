@@ -102,6 +102,10 @@ def canonicalize(frame: pd.DataFrame, columns: Mapping[str, str] | None, source:
     return out
 
 
+def _show(value) -> str:
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 def _row(table: pd.DataFrame, i: int) -> int:
     return int(table.attrs.get("row_numbers", np.arange(1, len(table) + 1))[i])
 
@@ -142,6 +146,7 @@ def derive(table: pd.DataFrame, source: str) -> pd.DataFrame:
         table["params"] = table["flops"] / (FLOPS_PER_PARAM_TOKEN * table["tokens"])
     if "run" not in has:
         table["run"] = [f"row{_row(table, i)}" for i in range(len(table))]
+        table.attrs["run_generated"] = True
     return table
 
 
@@ -160,13 +165,13 @@ def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_poin
             bad = np.flatnonzero(~(table[col].to_numpy(dtype=float) > 0))
             if bad.size:
                 i = int(bad[0])
-                raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {table[col].iloc[i]!r} must be > 0")
+                raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {_show(table[col].iloc[i])} must be > 0")
         elif col in NON_NEGATIVE:
             bad = np.flatnonzero(table[col].to_numpy(dtype=float) < 0)
             if bad.size:
                 i = int(bad[0])
-                raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {table[col].iloc[i]!r} must be >= 0")
-    key = [c for c in table.columns if c in CANONICAL]
+                raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {_show(table[col].iloc[i])} must be >= 0")
+    key = [c for c in table.columns if c in CANONICAL and not (c == "run" and table.attrs.get("run_generated"))]
     dup = table.duplicated(subset=key, keep=False).to_numpy()
     if dup.any():
         rows = [_row(table, int(i)) for i in np.flatnonzero(dup)[:2]]

@@ -1,0 +1,57 @@
+"""`scalinglab demo`: the whole fit → forecast → plan pipeline on data bundled with the package.
+
+No input, no server: reads the Gemstones final losses (McLeish et al. 2025, MIT) shipped in
+``scalinglab/data``, checks extrapolation on held-out large runs, fits Chinchilla with bootstrap
+intervals, forecasts a Chinchilla-sized run, plans a 1e24-FLOP budget, and writes JSON and a plot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.rule import Rule
+
+from scalinglab import data as bundled
+from scalinglab.fitting.api import fit
+from scalinglab.fitting.validate import parse_holdout, split
+from scalinglab.planning.compute_optimal import plan
+from scalinglab.planning.predict import predict
+from scalinglab.report.plots import plot_fit
+from scalinglab.report.tables import print_fit, print_plan, print_prediction
+from scalinglab.runs.io import read_runs
+
+HOLDOUT = "largest-compute=10"
+FORECAST = {"params": 7.0e10, "tokens": 1.4e12}  # Chinchilla itself (Hoffmann et al. 2022)
+BUDGET = 1e24
+
+
+def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None) -> dict:
+    console = console or Console()
+    out.mkdir(parents=True, exist_ok=True)
+    source = bundled.path(bundled.GEMSTONES)
+    table = read_runs(source)
+    console.print(Rule("scalinglab demo: Gemstones runs (bundled, MIT)"))
+    console.print(f"{len(table)} runs, N {table.params.min():.3g}–{table.params.max():.3g}, "
+                  f"D {table.tokens.min():.3g}–{table.tokens.max():.3g} tokens")
+
+    console.print(Rule(f"1. extrapolation check: fit without the 10 largest-compute runs ({HOLDOUT})"))
+    check = fit(table, "chinchilla", holdout=HOLDOUT)
+    print_fit(console, check)
+
+    console.print(Rule(f"2. fit on all runs with {bootstrap} bootstrap refits"))
+    result = fit(table, "chinchilla", bootstrap=bootstrap, progress=True)
+    print_fit(console, result)
+    result.save(out / "fit.json")
+
+    console.print(Rule("3. forecast and compute-optimal plan"))
+    pred = predict(result, FORECAST)
+    print_prediction(console, pred)
+    p = plan(result, BUDGET)
+    print_plan(console, p)
+
+    fit_part, held = split(table, parse_holdout(HOLDOUT), str(source))
+    plot_fit(check, fit_part, out / "holdout.png", held)
+    plot_fit(result, table, out / "fit.png")
+    console.print(f"wrote {out / 'fit.json'}, {out / 'fit.png'}, {out / 'holdout.png'}")
+    return {"fit": result, "holdout": check, "prediction": pred, "plan": p}
