@@ -25,6 +25,13 @@ def test_reconstruct_interpolates_between_samples_and_keeps_row_order():
         np.testing.assert_allclose(c.area, c.warmup_area + np.cumsum(c.eta))
 
 
+def test_rows_that_are_all_distinct_runs_form_one_curve():
+    # What the loader produces for a curve file without a run column: one id per row.
+    table = curve_table(["cosine"])
+    curves = reconstruct(np.array([f"row{i}" for i in range(len(table))]), table["step"].to_numpy(), table["lr"].to_numpy())
+    assert len(curves) == 1 and curves[0].rows.size == len(table)
+
+
 def test_reconstruct_rejects_repeated_steps():
     with pytest.raises(ValueError, match="appears twice"):
         reconstruct(np.array(["a", "a"]), np.array([10, 10]), np.array([1e-3, 1e-3]))

@@ -59,6 +59,10 @@ def reconstruct(run: np.ndarray, step: np.ndarray, lr: np.ndarray, with_warmup: 
     run = np.asarray(run).astype(str)
     step = np.asarray(step, dtype=float)
     lr = np.asarray(lr, dtype=float)
+    if run.size > 1 and np.unique(run).size == run.size:
+        # No run has two rows: a file without a ``run`` column (the loader then names each row) is one
+        # curve — a one-point "curve" would carry no schedule at all.
+        run = np.full(run.size, "curve")
     if np.any(step != np.round(step)):
         raise ValueError("step must hold whole training steps")
     curves = []
