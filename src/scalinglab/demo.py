@@ -1,8 +1,11 @@
-"""`scalinglab demo`: the whole fit → forecast → plan pipeline on data bundled with the package.
+"""`scalinglab demo`: the whole measure-small → predict-big pipeline on embedded defaults.
 
-No input, no server: reads the Gemstones final losses (McLeish et al. 2025, MIT) shipped in
+No input, no server. Part A reads the Gemstones final losses (McLeish et al. 2025, MIT) shipped in
 ``scalinglab/data``, checks extrapolation on held-out large runs, fits Chinchilla with bootstrap
 intervals, forecasts a Chinchilla-sized run, plans a 1e24-FLOP budget, and writes JSON and a plot.
+Part B trains a small ladder (5 sizes × 3 token budgets) on a synthetic language whose entropy rate
+is known exactly, stores it in SQLite, fits the same law to it and compares the fitted E with the
+true irreducible loss.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ FORECAST = {"params": 7.0e10, "tokens": 1.4e12}  # Chinchilla itself (Hoffmann e
 BUDGET = 1e24
 
 
-def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None) -> dict:
+def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, ladder: bool = True) -> dict:
     console = console or Console()
     out.mkdir(parents=True, exist_ok=True)
     source = bundled.path(bundled.GEMSTONES)
@@ -54,4 +57,26 @@ def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None) -
     plot_fit(check, fit_part, out / "holdout.png", held)
     plot_fit(result, table, out / "fit.png")
     console.print(f"wrote {out / 'fit.json'}, {out / 'fit.png'}, {out / 'holdout.png'}")
-    return {"fit": result, "holdout": check, "prediction": pred, "plan": p}
+    summary = {"fit": result, "holdout": check, "prediction": pred, "plan": p}
+    if ladder:
+        summary["ladder"] = run_ladder_part(out, bootstrap, console)
+    return summary
+
+
+def run_ladder_part(out: Path, bootstrap: int, console: Console) -> dict:
+    """Train the demo ladder (resumable: finished runs are skipped) and fit it against the known floor."""
+    from scalinglab.ladder.demo import run_demo_ladder
+    from scalinglab.runs.store import load_run_table
+
+    console.print(Rule("4. measure small: a 5 × 3 ladder on a synthetic language with a known floor"))
+    store = run_demo_ladder(out / "ladder.db", progress=True, scale="demo")
+    finals = load_run_table(store, final_only=True)
+    floor = float(finals["floor"].iloc[0])
+    result = fit(store, "chinchilla", bootstrap=min(bootstrap, 200), holdout="largest-compute=1")
+    print_fit(console, result)
+    err = result.params["E"] / floor - 1
+    lo, hi = result.bootstrap.ci["E"]
+    console.print(f"true irreducible loss (entropy rate) {floor:.4f} nats; fitted E {result.params['E']:.4f} "
+                  f"({err:+.1%}; {result.bootstrap.level:.0%} CI [{lo:.4f}, {hi:.4f}])")
+    result.save(out / "ladder_fit.json")
+    return {"fit": result, "floor": floor, "relative_error_E": err}

@@ -146,11 +146,12 @@ def approaches_cmd(
 def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the demo's fit JSON and plots.")] = Path("scalinglab-demo"),
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
+    ladder: Annotated[bool, typer.Option(help="Also train and fit the small synthetic ladder (a few minutes).")] = True,
 ) -> None:
-    """Run the whole pipeline on embedded data: fit, intervals, forecast, compute-optimal plan, plot."""
+    """Run the whole pipeline on embedded data: fit, intervals, forecast, plan, plot; then a small ladder."""
     from scalinglab.demo import run_demo
 
-    run_demo(out, bootstrap=bootstrap, console=console)
+    run_demo(out, bootstrap=bootstrap, console=console, ladder=ladder)
 
 
 def bench_fit_cmd(

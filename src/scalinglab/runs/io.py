@@ -74,7 +74,8 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
     if path.suffix.lower() in SQLITE_SUFFIXES:
         from scalinglab.runs.store import load_run_table
 
-        raw = load_run_table(path)
+        # Final evaluations only: a cosine run's intermediate points are not shorter runs (DESIGN §3).
+        raw = load_run_table(path, final_only=True)
     else:
         raw = _read_raw(path)
     if raw.empty:
