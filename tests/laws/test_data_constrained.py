@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from tests.laws.conftest import check_jacobian, fit_huber
+from tests.laws.conftest import check_jacobian
 
 from scalinglab.laws.data_constrained import PUBLISHED, DataConstrained, compute_optimal_params
 
@@ -48,18 +48,3 @@ def test_jacobian_matches_finite_differences():
                           + theta[:1, 4] * x["logU"]) / theta[:1, 3]
     assert capped.any() and (~capped).any(), "the design should exercise both branches of U_N = min(N, N*)"
     check_jacobian(law, theta, x, rtol=1e-5, atol=1e-8)
-
-
-def test_recovers_published_constants():
-    rng = np.random.default_rng(3)
-    law = DataConstrained()
-    N, D, U = _design(rng, 150)
-    x = law.prepare({"params": N, "tokens": D, "unique_tokens": U})
-    truth = law.from_public(PUBLISHED)
-    loss = np.exp(law.log_predict(truth[None], x)[0] + rng.normal(0, 5e-4, N.size))
-    theta, _ = fit_huber(law, x, loss, top=6)
-    got = law.to_public(theta)
-    for k in ("E", "alpha", "beta"):
-        assert got[k] == pytest.approx(PUBLISHED[k], rel=0.05), k
-    for k in ("R_D_star", "R_N_star"):
-        assert got[k] == pytest.approx(PUBLISHED[k], rel=0.25), k

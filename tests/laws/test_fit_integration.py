@@ -1,6 +1,7 @@
-"""Every law through the package fitter: simulated data → constants inside their bootstrap intervals.
+"""Every law through the package fitter (``scalinglab.fitting.api.fit``).
 
-Issue 2's must-show 1. Skipped until ``scalinglab.fitting.api`` is on the branch.
+Issue 2's must-show 1: data simulated from known constants → the constants fall inside their
+bootstrap intervals, for every law. And the schedule laws on the real curves of Luo et al. (2025).
 """
 
 import numpy as np
@@ -13,9 +14,8 @@ from tests.laws import test_lr_schedule as lrs
 from tests.laws import test_multi_power as mpl
 from tests.laws.schedules import curve_table
 
+from scalinglab.fitting import api
 from scalinglab.laws.registry import get_law
-
-api = pytest.importorskip("scalinglab.fitting.api")
 
 
 def _runs(**cols):
@@ -68,13 +68,19 @@ def test_constants_within_bootstrap_intervals(name, make):
     assert not outside, f"true constants outside their 95 % bootstrap intervals: {outside}"
 
 
-def test_multi_power_real_curves_through_the_fitter():
-    # Fit on the constant + cosine curves of the 100M model, predict the held-out WSD curve (README_laws.md).
+@pytest.mark.parametrize(("name", "mean_tol", "final_tol"), [("multi_power", 2e-3, 1e-2), ("tissue", 2e-3, 1e-2)],
+                         ids=["multi-power", "tissue"])
+def test_real_curves_fit_constant_and_cosine_predict_wsd(name, mean_tol, final_tol):
+    # Luo et al. 2025's setting: fit on the constant + cosine curves of one model (100M), predict the
+    # WSD curve (20k stable steps, exponential decay to 24k) the fit never saw. README_laws.md:
+    # multi-power 0.08 % mean / −0.58 % at the last step, Tissue 0.08 % / −0.51 %.
     train = mpl._read("100", ["constant_24000", "cosine_24000"])
-    result = api.fit(train, law="multi_power")
-    law = get_law("multi_power")
+    result = api.fit(train, law=name)
+    law = get_law(name)
+    fit_err = np.exp(law.log_predict(law.from_public(result.params)[None], mpl._x(law, train))[0]) / train["loss"] - 1
     held = mpl._read("100", ["wsd_20000_24000"])
     pred = np.exp(law.log_predict(law.from_public(result.params)[None], mpl._x(law, held))[0])
     err = pred / held["loss"].to_numpy() - 1
-    assert np.mean(np.abs(err)) < 2e-3
-    assert abs(err[-1]) < 1e-2
+    assert np.mean(np.abs(fit_err)) < 1e-3
+    assert np.mean(np.abs(err)) < mean_tol
+    assert abs(err[-1]) < final_tol
