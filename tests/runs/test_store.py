@@ -29,13 +29,13 @@ def test_register_is_idempotent(tmp_path):
 
 def test_load_run_table_columns_and_final(tmp_path):
     path = fill(tmp_path / "runs.db")
-    table = load_run_table(path)
+    table = load_run_table(path, final_only=False)
     assert list(table.columns[:5]) == ["run", "params", "tokens", "flops", "loss"]
     assert set(table["run"]) == {"a", "b"}  # the running run is left out
     assert len(table) == 4
-    finals = load_run_table(path, final_only=True)
+    finals = load_run_table(path)  # the default: final evaluations only
     assert finals["step"].tolist() == [30, 30] and finals["is_final"].tolist() == [1, 1]
-    everything = load_run_table(path, include_unfinished=True)
+    everything = load_run_table(path, final_only=False, include_unfinished=True)
     assert set(everything["run"]) == {"a", "b", "c"}
     assert everything.loc[everything["run"] == "c", "is_final"].sum() == 0
 
@@ -43,7 +43,8 @@ def test_load_run_table_columns_and_final(tmp_path):
 def test_read_runs_dispatches_to_store(tmp_path):
     table = read_runs(fill(tmp_path / "runs.db"))
     assert {"run", "params", "tokens", "flops", "loss", "step", "group", "seed"} <= set(table.columns)
-    assert table["params"].tolist() == [1000.0, 1000.0, 2000.0, 2000.0]
+    assert table["params"].tolist() == [1000.0, 2000.0]  # final points only
+    assert table["step"].tolist() == [30.0, 30.0]
 
 
 def test_resume_drops_later_metrics(tmp_path):
