@@ -112,10 +112,15 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        # One matmul for Q, K and V: same result as three, fewer kernel launches on small widths.
-        w = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
-        b = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias)) if self.q_proj.bias is not None else None
-        q, k, v = F.linear(x, w, b).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+        projs = (self.q_proj, self.k_proj, self.v_proj)
+        if all(type(p) is nn.Linear and not (p._forward_hooks or p._forward_pre_hooks) for p in projs):
+            # One matmul for Q, K and V: same result as three, fewer kernel launches on small widths.
+            w = torch.cat([p.weight for p in projs])
+            b = torch.cat([p.bias for p in projs]) if self.q_proj.bias is not None else None
+            qkv = F.linear(x, w, b)
+        else:  # replaced (quantized) or hooked (calibrated) modules are called as modules
+            qkv = torch.cat([p(x) for p in projs], dim=-1)
+        q, k, v = qkv.view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)  # (B, nh, T, hs)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
