@@ -57,3 +57,21 @@ def test_fused_kernel_agrees_with_numpy_path_with_weights():
     fb, gb = b.value_and_grad(theta, rows)
     np.testing.assert_allclose(fa, fb, rtol=1e-12)
     np.testing.assert_allclose(ga, gb, rtol=1e-10, atol=1e-15)
+
+
+def test_vector_log_is_within_3_ulp_and_flags_invalid_inputs():
+    from scalinglab.fitting.fused_kernels import vlog_array
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.exp(rng.uniform(-700, 700, 200_000)), rng.uniform(0.5, 2.0, 200_000),
+                        [1.0, 2.0, np.sqrt(0.5), np.sqrt(2.0), 2.2250738585072014e-308, 1.7e308]])
+    out = np.empty_like(x)
+    vlog_array(x, out)
+    ref = np.log(x)
+    ulps = np.abs(out - ref) / np.spacing(np.abs(ref).clip(min=np.finfo(float).tiny))
+    assert ulps.max() <= 3
+    assert out[-6] == 0.0
+    bad = np.array([0.0, 5e-324, np.inf, np.nan, -1.0])
+    out = np.empty_like(bad)
+    vlog_array(bad, out)
+    assert np.isnan(out).all()

@@ -1,9 +1,12 @@
-"""Fused Huber objective + gradient for the Chinchilla law, compiled with numba.
+"""Compiled path of the Chinchilla fit: fused objective + gradient, and every start's L-BFGS in one call.
 
 The multi-start fit evaluates Σ_i w_i·Huber_δ(log(E + A·N_i^-α + B·D_i^-β) − log L_i) and its
-gradient for thousands of parameter rows per call. In NumPy every intermediate is a (S, n) array
-written to and read from memory; here one pass per row keeps everything in registers and the rows
-are split across cores. Agreement with the NumPy path is tested to 1e-12.
+gradient for thousands of parameter rows. In NumPy every intermediate is an (S, n) array written to
+and read from memory; the kernels in ``fused_kernels.py`` keep one row in registers, compute each
+power once per distinct N and D, and run the whole L-BFGS of every start without returning to
+Python. Rows are split across a thread pool (the kernels release the GIL) rather than numba's own
+threads, whose spinning workers slow every later call on a busy two-core machine. Agreement with the
+NumPy path is tested to 1e-12, and the compiled L-BFGS against the NumPy lock-step one.
 """
 
 from __future__ import annotations
@@ -13,89 +16,86 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-_KERNEL = None
 _POOL = None
 PARALLEL_MIN_WORK = 100_000  # rows × points below which splitting across threads does not pay
+CHUNKS_PER_THREAD = 8  # L-BFGS rows take 1–500 iterations: small slices keep the threads balanced
 
 
-def _build():
-    """Compile the kernel once (cached on disk). It releases the GIL, so rows are split across a
-    thread pool here rather than numba's own threads, whose spinning workers slow every later call
-    on a busy two-core machine."""
-    import numba as nb
+def _kernels():
+    from scalinglab.fitting import fused_kernels  # compiles on first use (cached on disk)
 
-    @nb.njit(nogil=True, fastmath=False, cache=True, error_model="numpy")
-    def chinchilla_huber(theta, logN, logD, log_loss, delta, weights, rows, out_f, out_g):
+    return fused_kernels
+
+
+def _threads() -> int:
+    return os.cpu_count() or 1
+
+
+def _run_sliced(S: int, work: int, parallel: bool, chunks_per_thread: int, call) -> None:
+    """Call ``call(a, b)`` on slices [a, b) of S rows, across the pool when the work is worth it."""
+    global _POOL
+    threads = _threads()
+    if not parallel or threads < 2 or work < PARALLEL_MIN_WORK:
+        call(0, S)
+        return
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="scalinglab-fit")
+    bounds = np.unique(np.linspace(0, S, threads * chunks_per_thread + 1).astype(int))
+    jobs = [_POOL.submit(call, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    for job in jobs:
+        job.result()
+
+
+class ChinchillaData:
+    """The data of one Chinchilla fit in the layout the kernels take (distinct N and D indexed)."""
+
+    def __init__(self, logN, logD, log_loss, delta, weights=None):
+        self.logN = np.ascontiguousarray(logN, dtype=np.float64)
+        self.logD = np.ascontiguousarray(logD, dtype=np.float64)
+        self.log_loss = np.ascontiguousarray(log_loss, dtype=np.float64)
+        self.delta = float(delta)
+        self.uN, iN = np.unique(self.logN, return_inverse=True)
+        self.uD, iD = np.unique(self.logD, return_inverse=True)
+        self.iN, self.iD = iN.astype(np.int64), iD.astype(np.int64)
+        self.weights = (np.ones((1, self.log_loss.size)) if weights is None
+                        else np.ascontiguousarray(np.atleast_2d(weights), dtype=np.float64))
+
+    def rows(self, S: int, rows) -> np.ndarray:
+        if self.weights.shape[0] <= 1 or rows is None:
+            return np.zeros(S, dtype=np.int64)
+        return np.ascontiguousarray(rows, dtype=np.int64)
+
+    def args(self):
+        return (self.uN, self.iN, self.uD, self.iD, self.logN, self.logD, self.log_loss, self.delta, self.weights)
+
+    def value_and_grad(self, theta, rows=None, parallel=True):
+        k = _kernels()
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
         S = theta.shape[0]
-        n = logN.shape[0]
-        use_w = weights.shape[0] > 0
-        for s in range(S):
-            a, b, e, alpha, beta = theta[s, 0], theta[s, 1], theta[s, 2], theta[s, 3], theta[s, 4]
-            E = np.exp(e)
-            f = 0.0
-            g0 = g1 = g2 = g3 = g4 = 0.0
-            w_row = rows[s]
-            for i in range(n):
-                tn = np.exp(a - alpha * logN[i])
-                td = np.exp(b - beta * logD[i])
-                total = tn + td + E
-                r = np.log(total) - log_loss[i]
-                ar = abs(r)
-                if ar <= delta:
-                    h = 0.5 * r * r
-                    psi = r
-                else:
-                    h = delta * (ar - 0.5 * delta)
-                    psi = delta if r > 0 else -delta
-                if use_w:
-                    w = weights[w_row, i]
-                    h *= w
-                    psi *= w
-                f += h
-                c = psi / total
-                cn = c * tn
-                cd = c * td
-                g0 += cn
-                g1 += cd
-                g2 += c * E
-                g3 -= cn * logN[i]
-                g4 -= cd * logD[i]
-            out_f[s] = f
-            out_g[s, 0] = g0
-            out_g[s, 1] = g1
-            out_g[s, 2] = g2
-            out_g[s, 3] = g3
-            out_g[s, 4] = g4
+        rows = self.rows(S, rows)
+        out_f, out_g = np.empty(S), np.empty((S, 5))
+        args = self.args()
+        _run_sliced(S, S * self.log_loss.size, parallel, 1,
+                    lambda a, b: k.objective_rows(theta[a:b], rows[a:b], *args, out_f[a:b], out_g[a:b]))
+        return out_f, out_g
 
-    return chinchilla_huber
+    def lbfgs(self, theta0, rows, lo, hi, max_iter, gtol, ftol, memory, parallel=True):
+        """Every start's L-BFGS (the algorithm of ``optimize.lbfgs_batched``), compiled."""
+        k = _kernels()
+        theta0 = np.ascontiguousarray(theta0, dtype=np.float64)
+        S = theta0.shape[0]
+        rows = self.rows(S, rows)
+        lo = np.ascontiguousarray(lo, dtype=np.float64)
+        hi = np.ascontiguousarray(hi, dtype=np.float64)
+        out_x, out_f, out_it = np.empty((S, 5)), np.empty(S), np.zeros(S, dtype=np.int64)
+        args = self.args()
+        # ~50 iterations per start: the work is far above one objective call's
+        _run_sliced(S, 50 * S * self.log_loss.size, parallel, CHUNKS_PER_THREAD,
+                    lambda a, b: k.lbfgs_rows(theta0[a:b], rows[a:b], lo, hi, *args, int(max_iter), float(gtol),
+                                              float(ftol), int(memory), out_x[a:b], out_f[a:b], out_it[a:b]))
+        return out_x, out_f, out_it
 
 
 def chinchilla_huber(theta, logN, logD, log_loss, delta, weights=None, rows=None, parallel=True):
     """f (S,), ∇f (S, 5) of the weighted Huber objective; ``weights`` (R, n) indexed by ``rows`` (S,)."""
-    global _KERNEL, _POOL
-    if _KERNEL is None:
-        _KERNEL = _build()
-    theta = np.ascontiguousarray(theta, dtype=np.float64)
-    S = theta.shape[0]
-    if weights is None:
-        w = np.zeros((0, 0))
-        rows = np.zeros(S, dtype=np.int64)
-    else:
-        w = np.ascontiguousarray(np.atleast_2d(weights), dtype=np.float64)
-        rows = np.zeros(S, dtype=np.int64) if (rows is None or w.shape[0] == 1) else np.asarray(rows, dtype=np.int64)
-    out_f = np.empty(S)
-    out_g = np.empty((S, 5))
-    args = (np.ascontiguousarray(logN, dtype=np.float64), np.ascontiguousarray(logD, dtype=np.float64),
-            np.ascontiguousarray(log_loss, dtype=np.float64), float(delta), w)
-    threads = os.cpu_count() or 1
-    if not parallel or threads < 2 or S * np.size(logN) < PARALLEL_MIN_WORK:
-        _KERNEL(theta, *args, rows, out_f, out_g)
-        return out_f, out_g
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(threads, thread_name_prefix="scalinglab-fit")
-    bounds = np.linspace(0, S, threads + 1).astype(int)
-    jobs = [_POOL.submit(_KERNEL, theta[a:b], *args, rows[a:b], out_f[a:b], out_g[a:b])
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-    for job in jobs:
-        job.result()
-    return out_f, out_g
+    return ChinchillaData(logN, logD, log_loss, delta, weights).value_and_grad(theta, rows, parallel)

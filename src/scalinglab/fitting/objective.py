@@ -46,7 +46,17 @@ class HuberObjective:
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
         # Chinchilla on shared inputs has a compiled fused kernel; every other law takes the NumPy path.
         self.fused = fused and law.name == "chinchilla" and np.ndim(self.x.get("logN")) == 1
-        self.threads = threads  # let the fused kernel use numba threads (off inside a thread pool)
+        self.threads = threads  # let the fused kernel split rows across threads (off inside a thread pool)
+        self._compiled = None
+        if self.fused:
+            from scalinglab.fitting.fused import ChinchillaData
+
+            self._compiled = ChinchillaData(self.x["logN"], self.x["logD"], self.log_loss, self.delta, self.weights)
+
+    @property
+    def compiled(self):
+        """The compiled Chinchilla path (objective and whole L-BFGS runs), or None for the NumPy path."""
+        return self._compiled
 
     def _weights(self, rows: np.ndarray | None):
         if self.weights is None or self.weights.ndim == 1:
@@ -60,14 +70,10 @@ class HuberObjective:
         return (h if w is None else h * w).sum(axis=-1)
 
     def value_and_grad(self, theta: np.ndarray, rows: np.ndarray | None = None):
-        if self.fused:
-            from scalinglab.fitting.fused import chinchilla_huber
-
+        if self._compiled is not None:
             if self.weights is not None and self.weights.ndim == 2 and rows is None:
                 rows = np.arange(len(theta))
-            f, g = chinchilla_huber(theta, self.x["logN"], self.x["logD"], self.log_loss, self.delta,
-                                    self.weights, rows, parallel=self.threads)
-            return self._guard(f, g)
+            return self._compiled.value_and_grad(theta, rows, parallel=self.threads)  # guarded in the kernel
         pred, vjp = self.law.value_and_vjp(theta, self.x)
         r = pred - self.log_loss
         h = huber(r, self.delta)
