@@ -195,3 +195,62 @@ def test_bad_input_is_an_input_error(call, match):
 def test_empty_arrays_pass_through():
     assert softmax(np.zeros((0, 5), np.float32)).shape == (0, 5)
     assert softmax(np.zeros((3, 0), np.float64)).shape == (3, 0)
+
+
+# --------------------------------------------------------------------------- out= buffers
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+@pytest.mark.parametrize(("shape", "axis"), [((3, 1000), -1), ((2, 300_000), -1), ((40, 6), 0)], ids=["rows", "chunked", "first-axis"])
+def test_out_buffer_numpy_is_written_and_returned(shape, axis, algorithm):
+    x = (np.random.default_rng(3).standard_normal(shape) * 8).astype(np.float32)
+    out = np.full(shape, 7.0, np.float32)
+    y = softmax(x, axis=axis, algorithm=algorithm, out=out)
+    assert y is out
+    rtol = RTOL[np.float32] if algorithm == "two-pass" else BASELINE_RTOL[np.float32]
+    assert_close(out, reference_softmax(x, axis), rtol)
+
+
+def test_out_buffer_torch_and_non_contiguous_and_in_place():
+    x = torch.randn(6, 50)
+    out = torch.empty(6, 50)
+    assert softmax(x, out=out) is out
+    torch.testing.assert_close(out, torch.softmax(x, -1), rtol=2e-6, atol=1e-7)
+    out_t = torch.empty(50, 6).T  # a transposed (non-contiguous) buffer: written through one copy
+    assert log_softmax(x, out=out_t) is out_t
+    torch.testing.assert_close(out_t, torch.log_softmax(x, -1), rtol=2e-6, atol=1e-6)
+    xn = (np.random.default_rng(4).standard_normal((4, 300)) * 5).astype(np.float64)
+    ref = reference_softmax(xn)
+    assert softmax(xn, out=xn) is xn  # in place
+    assert_close(xn, ref, RTOL[np.float64])
+    mixed = np.empty((6, 50), np.float32)
+    softmax(x, out=mixed)  # torch in, NumPy buffer out
+    np.testing.assert_allclose(mixed, torch.softmax(x, -1).numpy(), rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("out", "match"),
+    [
+        (np.empty((3, 2), np.float32), r"out: expected shape \(2, 3\) \(the shape of x\), got \(3, 2\)"),
+        (np.empty((2, 3), np.float64), "out: expected dtype float32 \\(the dtype of x\\), got float64"),
+        (torch.empty(2, 3, dtype=torch.float64), "out: expected dtype float32"),
+        (torch.empty(2, 4), r"out: expected shape \(2, 3\)"),
+        ([[0.0] * 3] * 2, "out: expected a NumPy array or a CPU torch tensor, got list"),
+        (torch.empty(2, 3, requires_grad=True), "requires grad"),
+    ],
+    ids=["shape", "dtype", "torch-dtype", "torch-shape", "list", "requires-grad"],
+)
+def test_bad_out_buffer_is_an_input_error(out, match):
+    with pytest.raises(InputError, match=match):
+        softmax(np.ones((2, 3), np.float32), out=out)
+
+
+def test_read_only_or_partly_overlapping_out_is_an_input_error():
+    x = np.ones((2, 3), np.float32)
+    ro = np.empty((2, 3), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(InputError, match="read-only"):
+        softmax(x, out=ro)
+    buf = np.ones(7, np.float32)
+    with pytest.raises(InputError, match="overlaps x only in part"):
+        softmax(buf[:6].reshape(2, 3), out=buf[1:].reshape(2, 3))

@@ -5,6 +5,7 @@
     >>> y = softmax(np.array([[1.0, 2.0, 3.0]], np.float32))          # two-pass by default
     >>> y = softmax(x, axis=0, algorithm="three-pass-reload")          # any axis, any algorithm
     >>> loss = cross_entropy(logits, targets)                          # torch in → torch out
+    >>> softmax(x, out=buf)                                            # into a reused buffer
 
 The default algorithm is the Two-Pass Softmax of Dukhan & Ablavatski (2020), see
 ``softmax_kernels.py``; the others are there to compare against (``benchmarks/softmax.py``).
@@ -62,7 +63,31 @@ def _like_input(y: np.ndarray, template: Any) -> Any:
     return y
 
 
-def _softmax_nd(x: Any, axis: int, algorithm: str, log: bool) -> Any:
+def _out_view(out: Any, arr: np.ndarray) -> np.ndarray:
+    """A writable NumPy view of the caller's ``out`` buffer, checked against the input ``arr``."""
+    if _is_torch(out):
+        if out.device.type != "cpu":
+            raise InputError(f"out: only CPU tensors are supported, got device {out.device}")
+        if out.requires_grad:
+            raise InputError("out: a tensor that requires grad cannot be written in place")
+        view = out.detach().numpy()
+    elif isinstance(out, np.ndarray):
+        view = out
+    else:
+        raise InputError(f"out: expected a NumPy array or a CPU torch tensor, got {type(out).__name__}")
+    if view.shape != arr.shape:
+        raise InputError(f"out: expected shape {arr.shape} (the shape of x), got {view.shape}")
+    if view.dtype != arr.dtype:
+        raise InputError(f"out: expected dtype {arr.dtype} (the dtype of x), got {view.dtype}")
+    if not view.flags.writeable:
+        raise InputError("out: the array is read-only")
+    same = view.__array_interface__["data"][0] == arr.__array_interface__["data"][0] and view.strides == arr.strides
+    if not same and np.shares_memory(view, arr):
+        raise InputError("out: overlaps x only in part; pass x itself (in place) or a separate buffer")
+    return view
+
+
+def _softmax_nd(x: Any, axis: int, algorithm: str, log: bool, out: Any = None) -> Any:
     from scalinglab.kernels.softmax_driver import softmax_2d
 
     if algorithm not in ALGORITHMS:
@@ -72,23 +97,41 @@ def _softmax_nd(x: Any, axis: int, algorithm: str, log: bool) -> Any:
         raise InputError("x: softmax needs at least one axis, got a scalar")
     if not -arr.ndim <= axis < arr.ndim:
         raise InputError(f"axis: {axis} is out of range for an array of {arr.ndim} dimensions")
+    out_arr = None if out is None else _out_view(out, arr)
     moved = np.moveaxis(arr, axis, -1)
     x2 = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1]) if moved.size else moved.reshape(0, 0)
-    y2 = np.empty_like(x2)
+    y2 = None
+    if out_arr is not None:
+        out_moved = np.moveaxis(out_arr, axis, -1)
+        if out_moved.flags.c_contiguous and out_moved.size:
+            y2 = out_moved.reshape(x2.shape)  # a view: the kernel writes straight into the caller's buffer
+    direct = y2 is not None
+    if y2 is None:
+        y2 = np.empty_like(x2)
     if x2.size:
         softmax_2d(x2, y2, ALGORITHMS[algorithm], log)
+    if out_arr is not None:
+        if not direct and y2.size:
+            np.moveaxis(out_arr, axis, -1)[...] = y2.reshape(moved.shape)
+        return out
     y = np.moveaxis(y2.reshape(moved.shape), -1, axis)
     return _like_input(y, x)
 
 
-def softmax(x: Any, axis: int = -1, algorithm: str = "two-pass") -> Any:
-    """exp(x) / Σ exp(x) along ``axis``; ``algorithm`` one of :data:`ALGORITHMS`. Same type out as in."""
-    return _softmax_nd(x, axis, algorithm, log=False)
+def softmax(x: Any, axis: int = -1, algorithm: str = "two-pass", out: Any = None) -> Any:
+    """exp(x) / Σ exp(x) along ``axis``; ``algorithm`` one of :data:`ALGORITHMS`. Same type out as in.
+
+    ``out``: an optional NumPy array or CPU torch tensor of x's shape and dtype to write into (and
+    return), e.g. a buffer reused across calls so no fresh memory is allocated and page-faulted per
+    call. ``out`` may be ``x`` itself (in place). A C-contiguous ``out`` (along the moved axis) is
+    written directly; any other layout gets one extra copy.
+    """
+    return _softmax_nd(x, axis, algorithm, log=False, out=out)
 
 
-def log_softmax(x: Any, axis: int = -1) -> Any:
-    """x − log Σ exp(x) along ``axis`` (two-pass: one reduction pass, one writing pass)."""
-    return _softmax_nd(x, axis, "two-pass", log=True)
+def log_softmax(x: Any, axis: int = -1, out: Any = None) -> Any:
+    """x − log Σ exp(x) along ``axis`` (two-pass: one reduction pass, one writing pass); ``out`` as in :func:`softmax`."""
+    return _softmax_nd(x, axis, "two-pass", log=True, out=out)
 
 
 def cross_entropy(
