@@ -6,7 +6,10 @@ Two schedules, both over numba's thread pool (``prange``):
   fits in cache is read from memory once. Used when there are enough rows to share.
 * **chunks** — for a few very long rows (e.g. one row of 1e7): every pass is split into CHUNK-element
   pieces shared by the threads; pass-1 partials (m, n) of the pieces are merged per row between the
-  passes, the same associative merge that joins the lanes.
+  passes, the same associative merge that joins the lanes. Successive passes run in opposite
+  directions (forward, backward, forward): each pass starts on the pieces the previous one touched
+  last, which are still in L2/L3, so a row somewhat larger than the L3 is partly re-read from cache
+  instead of memory. All four algorithms get this schedule.
 
 Algorithm codes (the public API maps names to them): 0 two-pass, 1 online, 2 three-pass-reload,
 3 three-pass-recompute. ``log=True`` (two-pass only) writes log-softmax instead.
@@ -137,10 +140,12 @@ def _chunks_parallel(x2, y2, algorithm, log):
                 row_a[r] = d
                 fast[r] = c != np.finfo(x2.dtype).min
 
-    # Pass 2 of the three-pass forms: the sum of e^(x − max) (reload also stores it).
-    if algorithm == THREE_PASS_RELOAD or algorithm == THREE_PASS_RECOMPUTE:
+    # Pass 2 of the three-pass forms: the sum of e^(x − max) (reload also stores it). Backward.
+    three_pass = algorithm == THREE_PASS_RELOAD or algorithm == THREE_PASS_RECOMPUTE
+    if three_pass:
         for t in prange(n_tasks):
-            r, j = t // k, t % k
+            tt = np.int64(n_tasks - 1 - t)
+            r, j = tt // k, tt % k
             lo, hi = j * CHUNK, min((j + 1) * CHUNK, n_cols)
             if algorithm == THREE_PASS_RELOAD:
                 part_a[r, j] = store_exp_shifted(x2[r], y2[r], lo, hi, row_b[r])
@@ -149,9 +154,10 @@ def _chunks_parallel(x2, y2, algorithm, log):
         for r in range(n_rows):
             row_a[r] = part_a[r].sum()
 
-    # Last pass: write (or rescale) every piece.
+    # Last pass: write (or rescale) every piece; backward after one pass, forward after two.
     for t in prange(n_tasks):
-        r, j = t // k, t % k
+        tt = np.int64(t) if three_pass else np.int64(n_tasks - 1 - t)  # one int type (uint64 ∪ int64 → float)
+        r, j = tt // k, tt % k
         if not fast[r]:
             continue
         lo, hi = j * CHUNK, min((j + 1) * CHUNK, n_cols)
