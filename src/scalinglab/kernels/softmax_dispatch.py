@@ -16,7 +16,7 @@ from scalinglab.kernels.softmax_api import TORCH_IGNORE_INDEX, cross_entropy
 
 __all__ = ["cross_entropy_fastest", "use_kernel"]
 
-# Measured (README_kernels.md, cross-entropy table): ours 6–7× faster at V = 32000 and 50257 for every N;
+# Measured (`scalinglab bench softmax`, cross-entropy table): ours 6–7× faster at V = 32000 and 50257 for every N;
 # at V = 2048 faster only once the logits leave the caches (2048×2048: 1.2×, 8192×2048: 4.9×, but
 # 512×2048: 0.44×); at V = 256 torch is 2–4× faster (per-row overhead dominates 256-element rows).
 LARGE_VOCAB = 16_384  # at or above: always the kernel
