@@ -63,3 +63,15 @@ def test_resume_is_exact(tmp_path, corpus):
 def test_bf16_trains(corpus):
     res = train(MODEL, TrainConfig(**{**TRAIN.to_dict(), "precision": "bf16"}), corpus)
     assert res.evals[-1].loss < res.evals[0].loss
+
+
+def test_auto_precision_picks_bf16_from_the_measured_width():
+    from scalinglab.errors import InputError
+    from scalinglab.ladder.train import AUTO_BF16_MIN_WIDTH, uses_bf16
+
+    narrow = GPTConfig(vocab_size=64, seq_len=16, d_model=64, n_layer=1, n_head=2)
+    wide = GPTConfig(vocab_size=64, seq_len=16, d_model=AUTO_BF16_MIN_WIDTH, n_layer=1, n_head=4)
+    assert not uses_bf16("auto", narrow) and uses_bf16("auto", wide)
+    assert uses_bf16("bf16", narrow) and not uses_bf16("fp32", wide)
+    with pytest.raises(InputError, match="precision 'fp16'"):
+        TrainConfig(precision="fp16")
