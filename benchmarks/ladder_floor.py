@@ -3,36 +3,18 @@
     flock /tmp/scalinglab-cpu.lock python benchmarks/ladder_floor.py --train --store full.db          # synthetic
     python benchmarks/ladder_floor.py --train --corpus shakespeare --store sh.db --plot docs/ladder_shakespeare.png
 
-Fits L = E + A·N^-α + B·D^-β (Hoffmann et al. 2022) to each run's final validation loss: Huber (δ = 1e-3) on
-log residuals, minimised by scipy's trust-region least squares from a grid of starts (a stand-in until
-``scalinglab.fit`` is used here). Held-out check: refit without the run of largest compute and predict it.
+Fits L = E + A·N^-α + B·D^-β (Hoffmann et al. 2022) to each run's final validation loss with the
+package fitter (``scalinglab.fitting.api.fit``: Huber δ = 1e-3 on log residuals, full 4,500-start grid,
+bootstrap intervals over runs). Held-out check: refit without the run of largest compute and predict it.
 """
 
 import argparse
-import itertools
 import time
 
 import numpy as np
-from scipy.optimize import least_squares
 
+from scalinglab.fitting.api import fit
 from scalinglab.runs.store import load_run_table
-
-HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, App. D.2
-
-
-def fit_chinchilla(N, D, L):
-    """Best (E, A, alpha, B, beta) over a grid of starts; parameters fitted as logs of E, A, B."""
-    def residuals(p):
-        e, a, alpha, b, beta = p
-        return np.logaddexp(np.logaddexp(a - alpha * np.log(N), b - beta * np.log(D)), e) - np.log(L)
-    best = None
-    for e, a, alpha, beta in itertools.product((-1.0, 0.0, 1.0), (0.0, 5.0, 10.0), (0.3, 0.8), (0.3, 0.8)):
-        r = least_squares(residuals, [e, a, alpha, a, beta], loss="huber", f_scale=HUBER_DELTA,
-                          bounds=([-5, -10, 0, -10, 0], [5, 40, 3, 40, 3]))
-        if best is None or r.cost < best.cost:
-            best = r
-    e, a, alpha, b, beta = best.x
-    return {"E": np.exp(e), "A": np.exp(a), "alpha": alpha, "B": np.exp(b), "beta": beta}
 
 
 def predict(p, N, D):
@@ -46,6 +28,7 @@ def main() -> None:
     ap.add_argument("--corpus", default="synthetic", choices=["synthetic", "shakespeare"])
     ap.add_argument("--scale", default="full", choices=["demo", "full"])
     ap.add_argument("--plot", help="write a PNG of loss vs tokens with the fitted curves")
+    ap.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits for the intervals")
     args = ap.parse_args()
     if args.train:
         from scalinglab.ladder.demo import run_demo_ladder
@@ -55,18 +38,20 @@ def main() -> None:
         print(f"ladder wall time {time.perf_counter() - t0:.0f}s")
     t = load_run_table(args.store, final_only=True)
     N, D, L = (t[c].to_numpy(float) for c in ("params", "tokens", "loss"))
-    p = fit_chinchilla(N, D, L)
+    result = fit(t, "chinchilla", bootstrap=args.bootstrap)
+    p, ci = result.params, result.bootstrap.ci if result.bootstrap else {}
     print(f"{len(t)} runs, N {N.min():.0f}..{N.max():.0f}, D {D.min():.3g}..{D.max():.3g}")
-    print("fit: " + ", ".join(f"{k}={v:.4g}" for k, v in p.items()))
+    print("fit: " + ", ".join(f"{k}={v:.4g}" + (f" [{ci[k][0]:.4g}, {ci[k][1]:.4g}]" if k in ci else "")
+                              for k, v in p.items()))
     floor = t["floor"].iloc[0]
     if np.isfinite(floor):
         print(f"true entropy floor {floor:.4f} nats; fitted E {p['E']:.4f}; relative error {p['E'] / floor - 1:+.2%}")
+    held = fit(t, "chinchilla", holdout="largest-compute=1")
     C = t["flops"].to_numpy(float)
     big = C == C.max()
-    held = fit_chinchilla(N[~big], D[~big], L[~big])
-    pred = predict(held, N[big], D[big])[0]
+    pred = predict(held.params, N[big], D[big])[0]
     print(f"held-out largest run ({t['run'][big].iloc[0]}): predicted {pred:.4f}, actual {L[big][0]:.4f}, "
-          f"error {pred / L[big][0] - 1:+.2%} (fit without it: E={held['E']:.4f})")
+          f"error {pred / L[big][0] - 1:+.2%} (fit without it: E={held.params['E']:.4f})")
     if args.plot:
         import matplotlib
 

@@ -51,6 +51,14 @@ def test_holdout_reports_largest_compute_error():
     assert min(r.holdout["flops"]) >= table["flops"].sort_values().iloc[-4]
 
 
+def test_holdout_on_a_table_without_file_row_numbers():
+    """A table built in memory (or read from a run store) has no file row numbers: holdout still works."""
+    table = chinchilla_grid(6, 6, noise=0.0, seed=1)
+    table.attrs.clear()
+    r = fit(table, "chinchilla", holdout="largest-compute=1")
+    assert r.n_points == 35 and r.holdout["mean_abs_relative_error"] < 1e-4
+
+
 def test_holdout_rejects_bad_spec():
     with pytest.raises(InputError, match="largest-compute=K"):
         fit(chinchilla_grid(4, 4), "chinchilla", holdout="smallest=2")

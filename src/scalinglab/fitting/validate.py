@@ -43,8 +43,9 @@ def split(table: pd.DataFrame, holdout: Holdout, source: str) -> tuple[pd.DataFr
     mask[held] = True
     fit_part, held_part = table[~mask].copy(), table[mask].copy()
     fit_part.attrs, held_part.attrs = dict(table.attrs), dict(table.attrs)
-    fit_part.attrs["row_numbers"] = np.asarray(table.attrs["row_numbers"])[~mask]
-    held_part.attrs["row_numbers"] = np.asarray(table.attrs["row_numbers"])[mask]
+    rows = np.asarray(table.attrs.get("row_numbers", np.arange(1, len(table) + 1)))  # in-memory tables: 1…n
+    fit_part.attrs["row_numbers"] = rows[~mask]
+    held_part.attrs["row_numbers"] = rows[mask]
     return fit_part, held_part
 
 

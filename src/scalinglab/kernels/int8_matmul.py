@@ -111,6 +111,17 @@ def _dequant(acc, sx, sw, bias, out):  # pragma: no cover - compiled
             out[i, j] = np.float32(acc[i, j]) * (si * sw[j]) + bias[j]
 
 
+@numba.njit(parallel=_PARALLEL, **_JIT)
+def _dequant_inplace(acc, sx, sw, bias):  # pragma: no cover - compiled
+    out = acc.view(np.float32)  # the same memory: LLVM sees one base, so the loop still vectorises
+    m, n = acc.shape
+    per_row = sx.shape[0] > 1
+    for i in numba.prange(m):
+        si = sx[i] if per_row else sx[0]
+        for j in range(n):
+            out[i, j] = np.float32(acc[i, j]) * (si * sw[j]) + bias[j]
+
+
 def _f32_2d(x: torch.Tensor) -> torch.Tensor:
     return x.detach().reshape(-1, x.shape[-1]).to(torch.float32).contiguous()
 
@@ -149,8 +160,16 @@ def int_mm(xq: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
     return torch._int_mm(xq, w_t)
 
 
-def dequantize_epilogue(acc: torch.Tensor, sx: torch.Tensor, sw: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``acc · s_x[i] · s_w[j] + b[j]`` in one pass; ``sx`` is (M,) per row or (1,) per tensor."""
+def dequantize_epilogue(acc: torch.Tensor, sx: torch.Tensor, sw: torch.Tensor, bias: torch.Tensor,
+                        in_place: bool = False) -> torch.Tensor:
+    """``acc · s_x[i] · s_w[j] + b[j]`` in one pass; ``sx`` is (M,) per row or (1,) per tensor.
+
+    ``in_place``: write the float32 result over the int32 accumulator's own memory (same size; each
+    element is read before it is written) — no second M × N buffer to allocate, fault in and stream
+    through the caches. Only for an accumulator the caller owns (the fresh output of ``int_mm``)."""
+    if in_place and acc.is_contiguous():
+        _dequant_inplace(acc.numpy(), sx.numpy(), sw.numpy(), bias.numpy())
+        return acc.view(torch.float32)
     out = torch.empty(acc.shape, dtype=torch.float32)
     _dequant(acc.numpy(), sx.numpy(), sw.numpy(), bias.numpy(), out.numpy())
     return out
@@ -159,7 +178,7 @@ def dequantize_epilogue(acc: torch.Tensor, sx: torch.Tensor, sw: torch.Tensor, b
 def w8a8_matmul(x: torch.Tensor, w_t: torch.Tensor, sw: torch.Tensor, bias: torch.Tensor, qmax: int) -> torch.Tensor:
     """Dynamic per-token W8A8 (or narrower) linear: (M × K) float → (M × N) float32."""
     xq, sx = quantize_rows(x, qmax)
-    return dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias)
+    return dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias, in_place=True)
 
 
 def llm_int8_matmul(
@@ -179,7 +198,7 @@ def llm_int8_matmul(
     x = _f32_2d(x)
     outlier = column_amax(x) >= threshold
     xq, sx = quantize_rows(x, 127, outlier)
-    y = dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias)
+    y = dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias, in_place=True)
     cols = outlier.nonzero().squeeze(1)
     if cols.numel():
         slot = col_slot[cols].long()

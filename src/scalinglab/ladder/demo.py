@@ -1,12 +1,12 @@
 """Built-in ladders that need no input: the synthetic language (known floor) and Shakespeare/Milton.
 
     from scalinglab.ladder.demo import run_demo_ladder, demo_spec
-    store = run_demo_ladder("demo.db", scale="demo")        # ~2-3 min on 2 cores, 5 sizes × 3 budgets
-    store = run_demo_ladder("full.db", scale="full")        # the must-show ladder, < 15 min on 2 cores
+    store = run_demo_ladder("demo.db", scale="demo")        # ~1.5 min on 2 cores, 5 sizes × 3 budgets
+    store = run_demo_ladder("full.db", scale="full")        # the must-show ladder, 5 sizes × 4 budgets
     store = run_demo_ladder("sh.db", scale="full", corpus="shakespeare")
 
-Scales: ``demo`` (what ``scalinglab demo`` runs before its fit) and ``full`` (more tokens). Both use
-5 widths × 3 token budgets; the synthetic language is an order-1 sparse Markov chain over 64 tokens with
+Scales: ``demo`` (what ``scalinglab demo`` runs before its fit: 5 widths × 0.25M/0.75M/2.25M tokens) and
+``full`` (a fourth budget, 6.75M tokens: D spans 1.4 decades); the synthetic language is an order-1 sparse Markov chain over 64 tokens with
 8 successors per token (entropy rate ≈ 1.75 nats), chosen so that small models reach within a few
 hundredths of a nat of the floor on a CPU budget and a fitted E can be checked against it.
 """
@@ -29,7 +29,7 @@ SIZES = [  # widths × depths from ~3k to ~100k non-embedding parameters
     {"d_model": 48, "n_layer": 2, "n_head": 2},
     {"d_model": 64, "n_layer": 2, "n_head": 2},
 ]
-TOKENS = {"demo": [1.25e5, 2.5e5, 5e5], "full": [2.5e5, 7.5e5, 2.25e6]}
+TOKENS = {"demo": [2.5e5, 7.5e5, 2.25e6], "full": [2.5e5, 7.5e5, 2.25e6, 6.75e6]}
 CORPUS = {
     "synthetic": {"kind": "synthetic", "markov": {"vocab_size": 64, "order": 1, "branching": 8}},
     "shakespeare": {"kind": "shakespeare", "vocab_size": 512},

@@ -107,7 +107,7 @@ class QuantLinear(nn.Module):
             else:
                 shift, inv, scale = self.act_shift, self.act_inv_step, self.act_scale
             xq = K.quantize_channels(x2, shift, inv, self.qmax_a)
-            y = K.dequantize_epilogue(K.int_mm(xq, self.w_t), scale, self.w_scale, self.bias)
+            y = K.dequantize_epilogue(K.int_mm(xq, self.w_t), scale, self.w_scale, self.bias, in_place=True)
         return y.to(dtype).reshape(*lead, self.out_features)
 
     def extra_repr(self) -> str:
