@@ -4,8 +4,9 @@ For each width d (a d × d layer) and M = batch × tokens rows, times ``F.linear
 our ``QuantLinear`` forward end to end (activation quantization + ``torch._int_mm`` + dequant epilogue,
 fp32 in and out), prints times and ratios, and the measured weight bytes. LLM.int8 inputs carry
 max(1, d/512) outlier columns of magnitude ~10–20 (GPT-2 117M has one, 6.7B models ~6 per 4096), so
-the decomposition really runs. Times are the fastest call over 15 interleaved rounds. If torchao (Int8DynamicActivationInt8Weight) or bitsandbytes
-(Linear8bitLt, threshold 6) import, they join as peers.
+the decomposition really runs. Times are the fastest call over 15 interleaved rounds. If torchao
+(Int8DynamicActivationInt8Weight) or bitsandbytes (Linear8bitLt, threshold 6) import, they join as peers,
+timed in a child process of the same run on the same layers and inputs.
 """
 
 from __future__ import annotations
@@ -78,38 +79,71 @@ def _peers():
     return peers
 
 
+def _layer(d: int):
+    """The d × d layer of one benchmark width and its outlier columns, the same in every process."""
+    torch.manual_seed(d)
+    lin = torch.nn.Linear(d, d)
+    g = torch.Generator().manual_seed(d)
+    n_out = max(1, d // 512)
+    out_cols = torch.randperm(d, generator=g)[:n_out]
+    return lin, out_cols, g
+
+
+def _input(d: int, m: int, out_cols: torch.Tensor) -> torch.Tensor:
+    x = torch.randn(m, d, generator=torch.Generator().manual_seed(100_003 * d + m))
+    x[:, out_cols] *= 15
+    return x
+
+
+@torch.no_grad()
+def _time_peers(dims, ms, threads: int) -> tuple[list[str], dict]:
+    """Peers timed in a child process: their native code brings its own thread pools, which left spinning
+    beside ours slowed our rows by up to 1.4× when they ran interleaved in one process."""
+    if threads:
+        torch.set_num_threads(threads)
+    peers = _peers()
+    times = {}
+    for d in dims:
+        lin, out_cols, _ = _layer(d)
+        mods = {name: make(copy.deepcopy(lin)) for name, make in peers.items()}
+        for m in ms:
+            x = _input(d, m, out_cols)
+            times[(d, m)] = _time_all({name: (lambda x=x, mod=mod: mod(x)) for name, mod in mods.items()})
+    return list(peers), times
+
+
 @torch.no_grad()
 def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS) -> list[dict]:
+    import multiprocessing
+
     if threads:
         torch.set_num_threads(threads)
     if quick:
         dims, ms = (768, 1024), (16, 256)
-    peers = _peers()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; peers: {', '.join(peers) or 'none importable'}")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:  # peers first, in their own process
+        peers, peer_times = pool.apply(_time_peers, (dims, ms, torch.get_num_threads()))
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; peers: {', '.join(peers) or 'none importable'}"
+          + (" (timed in a child process of this run)" if peers else ""))
     head = (f"{'d':>5} {'M':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'W8A8 ms':>9} {'int8() ms':>9} "
             f"{'W8A8/bf16':>9} {'W8A8/fp32':>9} {'int8()/bf16':>11} {'|O|':>4}")
     peer_head = "".join(f" {p + ' ms':>16}" for p in peers)
     print(head + peer_head)
     rows = []
-    g = torch.Generator().manual_seed(0)
     for d in dims:
-        lin = torch.nn.Linear(d, d)
+        lin, out_cols, g = _layer(d)
         w, b = lin.weight.detach(), lin.bias.detach()
         wb, bb = w.bfloat16(), b.bfloat16()
-        n_out = max(1, d // 512)
-        out_cols = torch.randperm(d, generator=g)[:n_out]
+        n_out = out_cols.numel()
         calib = torch.randn(256, d, generator=g)
         calib[:, out_cols] *= 15
         st = ChannelStats(d)
         st.update(calib)
         w8a8 = rtn_linear(w, b, None, QuantConfig(method="rtn"))
         int8 = llm_int8_linear(w, b, st, QuantConfig(method="llm.int8"))
-        peer_mods = {name: make(copy.deepcopy(lin)) for name, make in peers.items()}
         fp_bytes = tensor_bytes([w, b])
         mem = {"W8A8": fp_bytes / tensor_bytes(w8a8.buffers()), "LLM.int8": fp_bytes / tensor_bytes(int8.buffers())}
         for m in ms:
-            x = torch.randn(m, d, generator=g)
-            x[:, out_cols] *= 15
+            x = _input(d, m, out_cols)
             xb = x.bfloat16()
             fns = {
                 "fp32": lambda x=x, w=w, b=b: f(x, w, b),
@@ -117,8 +151,7 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS) -> l
                 "W8A8": lambda x=x, mod=w8a8: mod(x),
                 "LLM.int8": lambda x=x, mod=int8: mod(x),
             }
-            fns.update({name: (lambda x=x, mod=mod: mod(x)) for name, mod in peer_mods.items()})
-            t = _time_all(fns)
+            t = {**_time_all(fns), **peer_times[(d, m)]}
             n_seen = int((x.abs() >= 6.0).any(0).sum())
             row = {"d": d, "M": m, **{f"{k}_ms": 1e3 * v for k, v in t.items()}, "outlier_cols": n_seen,
                    "w8a8_vs_bf16": t["bf16"] / t["W8A8"], "w8a8_vs_fp32": t["fp32"] / t["W8A8"],
