@@ -17,12 +17,48 @@ def test_schedules_agree(algorithm, log):
     code = ALGORITHMS[algorithm]
     x = (np.random.default_rng(3).standard_normal((3, 2 * drv.CHUNK + 777)) * 5).astype(np.float32)
     outs = []
-    for schedule in (drv._rows_serial, drv._rows_parallel, drv._chunks_parallel):
+    for schedule in (drv._rows_serial, drv._rows_parallel, drv._chunks_parallel, drv._chunks_parallel):
         y = np.empty_like(x)
-        schedule(x, y, code, log)
+        if schedule is drv._chunks_parallel:
+            schedule(x, y, code, log, len(outs) == 3)  # the second chunk run asks for streaming stores
+        else:
+            schedule(x, y, code, log)
         outs.append(y)
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6)
     np.testing.assert_allclose(outs[2], outs[0], rtol=1e-5, atol=1e-12 if not log else 1e-4)
+    np.testing.assert_array_equal(outs[3], outs[2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("offset", [0, 1, 3, 5])
+def test_streaming_write_is_bit_identical(dtype, offset):
+    """two_pass_write_stream (non-temporal stores) writes exactly what two_pass_write writes, for any
+    alignment of the slice and lengths with a head, full tiles and a tail, and leaves the rest alone."""
+    from scalinglab.kernels import softmax_kernels as k
+
+    x = (np.random.default_rng(5).standard_normal(5 * 1024 + 37) * 7).astype(dtype)
+    x[100] = -np.inf
+    m_sum, n_sum = k.two_pass_reduce(x, 0, x.size)
+    for lo, hi in ((offset, x.size - offset), (offset, offset + 20), (offset, offset + 1024 + 16)):
+        want = np.full_like(x, 7.0)
+        got = np.full_like(x, 7.0)
+        k.two_pass_write(x, want, lo, hi, n_sum, 1 / m_sum)
+        k.two_pass_write_stream(x, got, lo, hi, n_sum, 1 / m_sum)
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_path_of_softmax_2d(monkeypatch, dtype):
+    """With a tiny 'L3' every long row takes the streaming path; results equal the normal path bit for bit."""
+    x = (np.random.default_rng(6).standard_normal((2, 3 * drv.CHUNK + 11)) * 4).astype(dtype)
+    x[1, 5] = np.nan
+    want = np.empty_like(x)
+    drv._chunks_parallel(x, want, drv.TWO_PASS, False, False)
+    monkeypatch.setattr(drv, "l3_bytes", lambda: 1024)
+    got = np.empty_like(x)
+    drv.softmax_2d(x, got, drv.TWO_PASS, False)
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[1]).all()
 
 
 def test_cross_entropy_rows_skips_ignored_targets():

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scalinglab.kernels.softmax_driver import cache_sizes
+
 QUICK_SHAPES = ((1, 1_000), (1, 100_000), (1, 1_000_000), (1024, 1_000), (64, 32_000))
 FULL_SHAPES = (
     (1, 1_000),
@@ -96,24 +98,6 @@ def round_robin_seconds(fns: dict[str, Callable[[], object]], reps: int) -> dict
                 fn()
             samples[name].append((time.perf_counter() - t) / inner[name])
     return {name: statistics.median(v) for name, v in samples.items()}
-
-
-def cache_sizes() -> dict[str, int]:
-    """Data/unified cache sizes in bytes of cpu0 by level name ('L1', 'L2', 'L3'), from sysfs ({} if unknown)."""
-    from pathlib import Path
-
-    sizes = {}
-    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
-        try:
-            if (index / "type").read_text().strip() == "Instruction":
-                continue
-            level = (index / "level").read_text().strip()
-            text = (index / "size").read_text().strip().upper()
-        except OSError:
-            continue
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
-        sizes[f"L{level}"] = int(text.rstrip("KMG")) * scale
-    return sizes
 
 
 def cache_label(shape: tuple[int, int], itemsize: int = 4, caches: dict[str, int] | None = None) -> str:

@@ -14,12 +14,19 @@ Two schedules, both over numba's thread pool (``prange``):
 Algorithm codes (the public API maps names to them): 0 two-pass, 1 online, 2 three-pass-reload,
 3 three-pass-recompute. ``log=True`` (two-pass only) writes log-softmax instead.
 
+Two-pass softmax writes y with non-temporal stores (:func:`two_pass_write_stream`) when a row's x and y
+together exceed the L3: y is then written once and never re-read from cache, so skipping the
+read-for-ownership of each output line cuts pass 2's memory traffic from three transfers to two.
+(Three-pass-reload re-reads y in its last pass, so it keeps normal stores.) The stream path is taken in
+the chunk schedule, which is where rows of that size go unless there are ≥ 8 per thread.
+
 Rows the fast path cannot represent (max beyond ±SAFE_X, all −inf, +inf) are recomputed by
 :func:`fallback_row`, a max-subtracting pass whose x − max is exact at any magnitude.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -38,12 +45,38 @@ from scalinglab.kernels.softmax_kernels import (
     two_pass_reduce,
     two_pass_write,
     two_pass_write_log,
+    two_pass_write_stream,
     write_exp_shifted,
 )
 
 TWO_PASS, ONLINE, THREE_PASS_RELOAD, THREE_PASS_RECOMPUTE = 0, 1, 2, 3
 CHUNK = 1 << 15  # elements per parallel piece of a long row (128 KiB of float32, well inside L2)
 PARALLEL_MIN = 1 << 15  # below this many elements in total, one thread beats waking the pool
+L3_DEFAULT = 32 << 20  # bytes, when sysfs does not say
+
+
+def cache_sizes() -> dict[str, int]:
+    """Data/unified cache sizes in bytes of cpu0 by level name ('L1', 'L2', 'L3'), from sysfs ({} if unknown)."""
+    from pathlib import Path
+
+    sizes = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level = (index / "level").read_text().strip()
+            text = (index / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        sizes[f"L{level}"] = int(text.rstrip("KMG")) * scale
+    return sizes
+
+
+@functools.lru_cache(maxsize=1)
+def l3_bytes() -> int:
+    """Size of cpu0's L3 in bytes (sysfs; L3_DEFAULT if unknown)."""
+    return cache_sizes().get("L3", L3_DEFAULT)
 
 
 @njit(**JIT)
@@ -99,8 +132,11 @@ def _rows_serial(x2, y2, algorithm, log):
 
 
 @njit(parallel=True, **JIT)
-def _chunks_parallel(x2, y2, algorithm, log):
-    """Every pass split into CHUNK pieces over all rows; partials merged per row between passes."""
+def _chunks_parallel(x2, y2, algorithm, log, stream):
+    """Every pass split into CHUNK pieces over all rows; partials merged per row between passes.
+
+    ``stream``: two-pass softmax writes with non-temporal stores (rows larger than the L3).
+    """
     n_rows, n_cols = x2.shape
     k = (n_cols + CHUNK - 1) // CHUNK
     n_tasks = n_rows * k
@@ -164,6 +200,8 @@ def _chunks_parallel(x2, y2, algorithm, log):
         if algorithm == TWO_PASS:
             if log:
                 two_pass_write_log(x2[r], y2[r], lo, hi, row_b[r], math.log(row_a[r]))
+            elif stream:
+                two_pass_write_stream(x2[r], y2[r], lo, hi, row_b[r], 1 / row_a[r])
             else:
                 two_pass_write(x2[r], y2[r], lo, hi, row_b[r], 1 / row_a[r])
         elif algorithm == THREE_PASS_RELOAD:
@@ -187,7 +225,8 @@ def softmax_2d(x2: np.ndarray, y2: np.ndarray, algorithm: int, log: bool) -> Non
     # one piece, not half of the work (static halves made 2-thread runs 3× slower under load).
     with numba.parallel_chunksize(1 if n_cols > 2 * CHUNK else max(1, 4096 // n_cols)):
         if n_cols > 2 * CHUNK and n_rows < 8 * _num_threads():
-            _chunks_parallel(x2, y2, algorithm, log)
+            stream = algorithm == TWO_PASS and not log and 2 * n_cols * x2.itemsize > l3_bytes()
+            _chunks_parallel(x2, y2, algorithm, log, stream)
         else:
             _rows_parallel(x2, y2, algorithm, log)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from scalinglab.kernels.nt_store import LINE_BYTES, address, store_fence, store_nt
 from scalinglab.kernels.softmax_exp import (
     N_FLOOR,
     N_HI,
@@ -103,6 +104,39 @@ def two_pass_write(x, y, lo, hi, n_sum, inv_m_sum):
     for i in range(xs.size):
         m_i, n_i = exp_parts(xs[i])
         ys[i] = m_i * pow2(n_i - n_sum) * inv_m_sum
+
+
+@njit(**JIT)
+def _two_pass_write_nt(xs, ys, n_sum, inv_m_sum):
+    """two_pass_write's loop over equal-length slices with non-temporal stores; ys[0] 64-byte aligned."""
+    for i in range(xs.size):
+        m_i, n_i = exp_parts(xs[i])
+        store_nt(ys, i, m_i * pow2(n_i - n_sum) * inv_m_sum)
+
+
+@njit(**JIT)
+def two_pass_write_stream(x, y, lo, hi, n_sum, inv_m_sum):
+    """Pass 2 of two-pass with non-temporal stores, for rows larger than the L3: values identical to
+    :func:`two_pass_write`, but y's lines are neither read before being written nor kept in cache.
+
+    The elements before y's first 64-byte boundary and after its last whole line use
+    :func:`two_pass_write`; the whole lines in between are streamed (same arithmetic, same order).
+    """
+    ys = y[lo:hi]
+    size = ys.size
+    addr = address(ys)
+    if addr % ys.itemsize != 0:  # not element-aligned: no line boundary to stream from
+        two_pass_write(x, y, lo, hi, n_sum, inv_m_sum)
+        return
+    width = LINE_BYTES // ys.itemsize
+    head = min(size, ((-addr) % LINE_BYTES) // ys.itemsize)
+    body = (size - head) // width * width
+    two_pass_write(x, y, lo, lo + head, n_sum, inv_m_sum)
+    if body > 0:
+        mid = lo + head
+        _two_pass_write_nt(x[mid : mid + body], y[mid : mid + body], cast_like(n_sum, x), cast_like(inv_m_sum, x))
+        store_fence()
+    two_pass_write(x, y, lo + head + body, hi, n_sum, inv_m_sum)
 
 
 @njit(**JIT)
