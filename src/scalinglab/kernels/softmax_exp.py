@@ -96,6 +96,33 @@ def rint(typingctx, x):
 
 
 @intrinsic
+def maxnum(typingctx, a, b):
+    """max(a, b) ignoring a NaN operand (llvm.maxnum): LLVM vectorises it as a max-reduction."""
+    if not (a == b and a in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fty = _llvm_float(sig.return_type)
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [fty], ir.FunctionType(fty, [fty, fty]))
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def add_reassoc(typingctx, a, b):
+    """a + b flagged 'reassoc' on this one add: a running sum of it may be split over vector lanes
+    (which the kernels want) without letting LLVM reorder any other arithmetic."""
+    if not (a == b and a in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fadd(args[0], args[1], flags=("reassoc", "nsz", "contract"))
+
+    return a(a, b), codegen
+
+
+@intrinsic
 def pow2(typingctx, k):
     """2^k for an integer-valued float k ≤ max exponent, from the exponent bits, in three instructions.
 

@@ -13,8 +13,10 @@ Algorithms (N elements, counting memory traffic over the row):
 * three-pass-reload: max, then write e^(x − max) and sum it, then rescale y in place.
   Three reads, two writes.
 
-Every pass-1 loop keeps LANES independent accumulators (two AVX-512 registers of float32) so the
-loop-carried merge does not serialise and LLVM vectorises it; lanes are merged once at the end.
+The max-subtracting pass-1 loops keep LANES independent accumulators (two AVX-512 registers of
+float32) so the loop-carried update does not serialise and LLVM vectorises it; lanes are merged once
+at the end. Two-pass pass 1 works in L1-sized blocks instead: the block's largest exponent first, then
+a plain sum of m_i·2^(n_i − n_blk) (see :func:`two_pass_reduce`); blocks are folded in float64.
 The (m, n) merge, Dukhan & Ablavatski Eq. (4):
 
     n_max = max(n_a, n_b);   m = m_a·2^(n_a − n_max) + m_b·2^(n_b − n_max)
@@ -31,14 +33,16 @@ from scalinglab.kernels.softmax_exp import (
     N_HI,
     N_LO,
     N_MARGIN,
+    add_reassoc,
     cast_like,
     exp_parts,
+    maxnum,
     pow2,
     scaled_diff,
 )
 
 LANES = 32  # independent (m, n) accumulators: 2 × 16 float32 per AVX-512 register pair
-BLOCK = 64 * LANES  # elements summed in the input precision before folding into float64 lanes
+BLOCK = 2048  # two-pass pass 1: elements per block (8 KiB of float32: the second loop reads it from L1)
 # No 'nnan'/'ninf' (NaN and −inf must keep their IEEE meaning) and no 'reassoc' (it would undo the
 # Cody–Waite reduction); 'contract' lets LLVM fuse the remaining multiply-adds.
 FASTMATH = {"contract", "arcp", "nsz"}
@@ -53,46 +57,38 @@ def merge(m_a, n_a, m_b, n_b):
 
 
 @njit(**JIT)
+def _block_parts(xb):
+    """(s, n_blk) with Σ e^x_i = s·2^n_blk over a short block xb (L1-resident, non-empty).
+
+    n_blk is the exponent of the block's max, so every term m_i·2^(n_i − n_blk) ≤ 1.42 and the plain
+    sum cannot overflow: two vectorised loops (a max, then a sum whose accumulator LLVM splits over
+    zmm lanes) instead of a per-element (m, n) merge. A NaN is skipped by the max and poisons s.
+    """
+    c = xb[0]
+    for i in range(xb.size):
+        c = maxnum(c, xb[i])
+    _, n_blk = exp_parts(c)  # rint and the clamp are monotone: n_blk = max n_i
+    s = cast_like(0.0, xb)
+    for i in range(xb.size):
+        m_i, n_i = exp_parts(xb[i])
+        s = add_reassoc(s, m_i * pow2(n_i - n_blk))
+    return s, n_blk
+
+
+@njit(**JIT)
 def two_pass_reduce(x, lo, hi):
     """Pass 1 of two-pass: (m_sum, n_sum) in float64 with Σ e^x_i = m_sum·2^n_sum over x[lo:hi].
 
-    The LANES accumulators run in the input precision for BLOCK elements, then fold into float64
-    lanes: each float32 partial sum then has at most BLOCK/LANES roundings, so the row sum keeps
-    ~1e-7 relative accuracy however long the row (plain float32 lanes drift to ~1e-5 at 1e7).
+    Blocks of BLOCK elements: the exponent n_blk of the block max first (the block then sits in L1),
+    then Σ m_i·2^(n_i − n_blk) in the input precision, split by LLVM over several zmm accumulators
+    (a few dozen terms per lane), folded into the float64 (m, n) total with :func:`merge`. So the row sum keeps
+    ~1e-7 relative accuracy however long the row.
     """
-    # Index slices from 0 with range-derived offsets (not x from lo): numba then knows indices are ≥ 0,
-    # drops its negative-index wraparound, and LLVM emits contiguous vector loads instead of gathers
-    # (2.4× faster). m_acc/n_acc must stay local allocations so LLVM can keep them out of memory.
     xs = x[lo:hi]
-    m_acc = np.zeros(LANES, x.dtype)
-    n_acc = np.full(LANES, N_FLOOR, x.dtype)
-    m_out = np.zeros(LANES, np.float64)
-    n_out = np.full(LANES, N_FLOOR, np.float64)
-    n_blocks = xs.size // BLOCK
-    for block in range(n_blocks):
-        for k in range(BLOCK // LANES):
-            base = block * BLOCK + k * LANES
-            for lane in range(LANES):
-                m_i, n_i = exp_parts(xs[base + lane])
-                m_acc[lane], n_acc[lane] = merge(m_acc[lane], n_acc[lane], m_i, n_i)
-        for lane in range(LANES):
-            m_out[lane], n_out[lane] = merge(m_out[lane], n_out[lane], np.float64(m_acc[lane]), np.float64(n_acc[lane]))
-            m_acc[lane] = 0
-            n_acc[lane] = N_FLOOR
-    rest = xs[n_blocks * BLOCK :]
-    n_full = rest.size - rest.size % LANES
-    for base in range(0, n_full, LANES):
-        for lane in range(LANES):
-            m_i, n_i = exp_parts(rest[base + lane])
-            m_acc[lane], n_acc[lane] = merge(m_acc[lane], n_acc[lane], m_i, n_i)
-    for lane in range(LANES):
-        m_out[lane], n_out[lane] = merge(m_out[lane], n_out[lane], np.float64(m_acc[lane]), np.float64(n_acc[lane]))
-    m_sum, n_sum = m_out[0], n_out[0]
-    for j in range(n_full, rest.size):  # the tail (< LANES elements) goes straight into float64
-        m_i, n_i = exp_parts(rest[j])
-        m_sum, n_sum = merge(m_sum, n_sum, np.float64(m_i), np.float64(n_i))
-    for lane in range(1, LANES):
-        m_sum, n_sum = merge(m_sum, n_sum, m_out[lane], n_out[lane])
+    m_sum, n_sum = 0.0, N_FLOOR
+    for start in range(0, xs.size, BLOCK):
+        s, n_blk = _block_parts(xs[start : min(start + BLOCK, xs.size)])
+        m_sum, n_sum = merge(m_sum, n_sum, np.float64(s), np.float64(n_blk))
     return m_sum, n_sum
 
 
