@@ -5,6 +5,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
+from scalinglab.kernels import softmax_bench
 from scalinglab.kernels.softmax_bench import (
     cache_label,
     cache_sizes,
@@ -53,6 +54,13 @@ def test_round_robin_samples_every_method():
 
     times = round_robin_seconds({"a": lambda: bump("a"), "b": lambda: bump("b")}, reps=3)
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values()) and min(calls.values()) >= 5
+
+
+def test_round_robin_rotates_the_order(monkeypatch):
+    monkeypatch.setattr(softmax_bench, "_calls_per_sample", lambda fn: 1)
+    order = []
+    round_robin_seconds({k: (lambda k=k: order.append(k)) for k in "abc"}, reps=3)
+    assert "".join(order) == "abcbcacab"  # each fn takes every position once
 
 
 def test_cross_entropy_table():

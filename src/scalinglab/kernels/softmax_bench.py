@@ -19,7 +19,11 @@ output exceeds the L3 is *out of cache* (every pass streams from memory).
 
 Times are medians over repeats; the methods of a shape are sampled round-robin (each repeat times
 every method once, ≥ ~2 ms of calls each), so load from other jobs on a shared machine falls on all
-of them alike rather than on whichever method was running at the time.
+of them alike rather than on whichever method was running at the time. The order rotates by one
+method per repeat (with 9 repeats of 9 methods, each method takes every position once): what the
+previous method leaves in the L3 matters for out-of-cache rows (a method whose first pass starts
+where its predecessor's last pass ended re-reads part of the row from cache, worth up to ±0.1 in the
+1e7 ratios), so no method keeps a fixed predecessor.
 
 The cross-entropy table times ``scalinglab.kernels.cross_entropy`` against
 ``torch.nn.functional.cross_entropy`` on (N, V) float32 logits, the shapes evaluation sees.
@@ -88,11 +92,15 @@ def _calls_per_sample(fn: Callable[[], object]) -> int:
 
 
 def round_robin_seconds(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
-    """Median seconds per call of each fn; every repeat samples all fns in turn (fair under shared load)."""
+    """Median seconds per call of each fn; every repeat samples all fns in turn (fair under shared load),
+    starting one fn later each repeat so that no fn always follows the same one."""
     inner = {name: _calls_per_sample(fn) for name, fn in fns.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
+    names = list(fns)
+    for rep in range(reps):
+        shift = rep % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
             t = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
