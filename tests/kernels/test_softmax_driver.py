@@ -47,6 +47,18 @@ def test_streaming_write_is_bit_identical(dtype, offset):
         np.testing.assert_array_equal(got, want)
 
 
+def test_streaming_write_in_place():
+    """In place the stream kernel falls back to normal stores (same values, no scalar movntss loop)."""
+    from scalinglab.kernels import softmax_kernels as k
+
+    x = (np.random.default_rng(7).standard_normal(3 * 1024 + 5) * 3).astype(np.float32)
+    m_sum, n_sum = k.two_pass_reduce(x, 0, x.size)
+    want = np.empty_like(x)
+    k.two_pass_write(x, want, 0, x.size, n_sum, 1 / m_sum)
+    k.two_pass_write_stream(x, x, 0, x.size, n_sum, 1 / m_sum)
+    np.testing.assert_array_equal(x, want)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_stream_path_of_softmax_2d(monkeypatch, dtype):
     """With a tiny 'L3' every long row takes the streaming path; results equal the normal path bit for bit."""
