@@ -19,11 +19,11 @@ output exceeds the L3 is *out of cache* (every pass streams from memory).
 
 Times are medians over repeats; the methods of a shape are sampled round-robin (each repeat times
 every method once, ≥ ~2 ms of calls each), so load from other jobs on a shared machine falls on all
-of them alike rather than on whichever method was running at the time. The order rotates by one
-method per repeat (with 9 repeats of 9 methods, each method takes every position once): what the
-previous method leaves in the L3 matters for out-of-cache rows (a method whose first pass starts
-where its predecessor's last pass ended re-reads part of the row from cache, worth up to ±0.1 in the
-1e7 ratios), so no method keeps a fixed predecessor.
+of them alike rather than on whichever method was running at the time. The order is shuffled
+afresh for every repeat (seeded, so runs are reproducible): what runs just before a method matters
+for large rows (torch's OpenMP threads keep spinning for a while after a call and share the two
+cores with the next method; a method whose first pass starts where its predecessor's last pass
+ended re-reads part of the row from the L3), so no method may keep a fixed predecessor.
 
 The cross-entropy table times ``scalinglab.kernels.cross_entropy`` against
 ``torch.nn.functional.cross_entropy`` on (N, V) float32 logits, the shapes evaluation sees.
@@ -31,6 +31,7 @@ The cross-entropy table times ``scalinglab.kernels.cross_entropy`` against
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -91,15 +92,16 @@ def _calls_per_sample(fn: Callable[[], object]) -> int:
     return max(1, int(SAMPLE_SECONDS / max(time.perf_counter() - t, 1e-7)))
 
 
-def round_robin_seconds(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+def round_robin_seconds(fns: dict[str, Callable[[], object]], reps: int, seed: int = 0) -> dict[str, float]:
     """Median seconds per call of each fn; every repeat samples all fns in turn (fair under shared load),
-    starting one fn later each repeat so that no fn always follows the same one."""
+    in an order shuffled per repeat (seeded) so that no fn always follows the same one."""
     inner = {name: _calls_per_sample(fn) for name, fn in fns.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for rep in range(reps):
-        shift = rep % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = list(fns)
+    shuffle = random.Random(seed).shuffle
+    for _ in range(reps):
+        shuffle(order)
+        for name in order:
             fn = fns[name]
             t = time.perf_counter()
             for _ in range(inner[name]):
