@@ -101,25 +101,25 @@ def _col_amax(x, out):  # pragma: no cover - compiled
             out[j] = max(out[j], abs(x[i, j]))
 
 
-@numba.njit(parallel=_PARALLEL, **_JIT)
-def _dequant(acc, sx, sw, bias, out):  # pragma: no cover - compiled
+@numba.njit(inline="always", **_JIT)
+def _dequant_body(acc, sx, sw, bias, out):  # pragma: no cover - compiled
     m, n = acc.shape
     per_row = sx.shape[0] > 1
     for i in numba.prange(m):
         si = sx[i] if per_row else sx[0]
         for j in range(n):
             out[i, j] = np.float32(acc[i, j]) * (si * sw[j]) + bias[j]
+
+
+@numba.njit(parallel=_PARALLEL, **_JIT)
+def _dequant(acc, sx, sw, bias, out):  # pragma: no cover - compiled
+    _dequant_body(acc, sx, sw, bias, out)
 
 
 @numba.njit(parallel=_PARALLEL, **_JIT)
 def _dequant_inplace(acc, sx, sw, bias):  # pragma: no cover - compiled
-    out = acc.view(np.float32)  # the same memory: LLVM sees one base, so the loop still vectorises
-    m, n = acc.shape
-    per_row = sx.shape[0] > 1
-    for i in numba.prange(m):
-        si = sx[i] if per_row else sx[0]
-        for j in range(n):
-            out[i, j] = np.float32(acc[i, j]) * (si * sw[j]) + bias[j]
+    # the same memory under a float32 view: inlined, LLVM sees one base and the loop still vectorises
+    _dequant_body(acc, sx, sw, bias, acc.view(np.float32))
 
 
 def _f32_2d(x: torch.Tensor) -> torch.Tensor:
