@@ -78,7 +78,8 @@ class Chinchilla(Law):
 
     def to_public(self, theta):
         a, b, e, alpha, beta = (float(v) for v in theta)
-        return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": alpha, "beta": beta}
+        with np.errstate(over="ignore"):  # a wandering bootstrap refit may reach log B > 709: B = inf, kept
+            return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)), "alpha": alpha, "beta": beta}
 
     def from_public(self, params: Mapping[str, float]):
         return np.array([np.log(params["A"]), np.log(params["B"]), np.log(params["E"]), params["alpha"], params["beta"]])
