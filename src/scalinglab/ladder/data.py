@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 
 from scalinglab.errors import InputError
+from scalinglab.jsonl import iter_objects
 from scalinglab.ladder.synthetic import MarkovConfig, MarkovSource
 
 __all__ = ["CorpusConfig", "Corpus", "load_corpus", "load_text", "shakespeare_text", "cache_dir"]
@@ -97,17 +97,10 @@ class CorpusConfig:
 # --------------------------------------------------------------------------------------------- text sources
 def _read_jsonl(path: Path, text_field: str) -> list[str]:
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get(text_field), str):
-                raise InputError(f"{path}: line {lineno} has no string field '{text_field}'")
-            out.append(obj[text_field])
+    for lineno, obj in iter_objects(path):
+        if not isinstance(obj.get(text_field), str):
+            raise InputError(f"{path}: line {lineno} has no string field '{text_field}'")
+        out.append(obj[text_field])
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError
+from scalinglab.jsonl import iter_objects
 from scalinglab.runs.schema import canonicalize, coerce_numeric, derive, parse_column_map
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -17,18 +17,9 @@ SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
     records, lines = [], []
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}: line {lineno} is not a JSON object")
-            records.append(obj)
-            lines.append(lineno)
+    for lineno, obj in iter_objects(path):
+        records.append(obj)
+        lines.append(lineno)
     frame = pd.DataFrame.from_records(records)
     frame.attrs["row_numbers"] = np.asarray(lines)
     return frame
