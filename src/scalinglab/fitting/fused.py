@@ -95,7 +95,3 @@ class ChinchillaData:
                                               float(ftol), int(memory), out_x[a:b], out_f[a:b], out_it[a:b]))
         return out_x, out_f, out_it
 
-
-def chinchilla_huber(theta, logN, logD, log_loss, delta, weights=None, rows=None, parallel=True):
-    """f (S,), ∇f (S, 5) of the weighted Huber objective; ``weights`` (R, n) indexed by ``rows`` (S,)."""
-    return ChinchillaData(logN, logD, log_loss, delta, weights).value_and_grad(theta, rows, parallel)
