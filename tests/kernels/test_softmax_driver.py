@@ -82,3 +82,23 @@ def test_cross_entropy_rows_skips_ignored_targets():
     want = lse - x64[np.arange(5), np.where(t < 0, 0, t)]
     want[1] = 0
     np.testing.assert_allclose(loss, want, rtol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("extra", [-1, 0, 1, 5])
+@pytest.mark.parametrize("blocks", [1, 2, 3])
+def test_two_pass_reduce_across_block_boundaries(dtype, blocks, extra):
+    # Pass 1 finds block k+1's max inside block k's sum loop (equal lengths) or apart (the short tail):
+    # each block must be scaled by its own max, including a later block far above an earlier one.
+    from scalinglab.kernels.softmax_kernels import BLOCK, two_pass_reduce
+
+    size = blocks * BLOCK + extra
+    rng = np.random.default_rng(blocks * 10 + extra)
+    for lift in (0.0, 300.0, -300.0):
+        x = rng.standard_normal(size)
+        x[size // 2 :] += lift  # a step inside the row: the later blocks dominate (or vanish)
+        x[size - 1] += 5.0  # the tail's own max
+        xs = x.astype(dtype)
+        m, n = two_pass_reduce(xs, 0, size)
+        ref = np.log(np.exp(xs.astype(np.float64) - xs.max()).sum()) + float(xs.max())
+        assert np.log(m) + n * np.log(2) == pytest.approx(ref, rel=0, abs=4e-7)

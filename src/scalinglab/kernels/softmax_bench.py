@@ -15,15 +15,19 @@ Columns: elements/s; *eff GB/s* = 2·bytes(x)/t (one read and one write, the cop
 to every method); *traffic GB/s* = the algorithm's own memory passes·bytes(x)/t (two-pass 3,
 online 3, recompute 4, reload 5), the figure to hold against copy bandwidth (the *%copy* column).
 Each shape is labelled by where it lives against the caches read from sysfs: a row whose input plus
-output exceeds the L3 is *out of cache* (every pass streams from memory).
+output exceeds the L3 is *out of cache* (every pass streams from memory, bar what a pass finds left in
+the L3 by the pass before it).
 
 Times are medians over repeats; the methods of a shape are sampled round-robin (each repeat times
 every method once, ≥ ~2 ms of calls each), so load from other jobs on a shared machine falls on all
 of them alike rather than on whichever method was running at the time. The order is shuffled
-afresh for every repeat (seeded, so runs are reproducible): what runs just before a method matters
-for large rows (torch's OpenMP threads keep spinning for a while after a call and share the two
-cores with the next method; a method whose first pass starts where its predecessor's last pass
-ended re-reads part of the row from the L3), so no method may keep a fixed predecessor.
+afresh for every repeat (seeded, so runs are reproducible). Shapes whose x and y together exceed the
+L3 start every sample from cold caches: an untimed read-and-write of a buffer twice the L3 runs first.
+Without it, what ran just before a method decides part of its time: a method whose first pass starts
+where its predecessor's last pass ended re-reads part of the row from the L3 (at 1e7 elements the
+two-pass time then spread from 3.1 to 4.3 ms over 41 repeats; evicted, 3.3 to 4.3 with the median
+0.45 ms lower for two-pass and unchanged for three-pass-reload), and torch's OpenMP threads keep
+spinning for a while after a call, which now overlaps the eviction instead of the next method.
 
 The cross-entropy table times ``scalinglab.kernels.cross_entropy`` against
 ``torch.nn.functional.cross_entropy`` on (N, V) float32 logits, the shapes evaluation sees.
@@ -92,9 +96,12 @@ def _calls_per_sample(fn: Callable[[], object]) -> int:
     return max(1, int(SAMPLE_SECONDS / max(time.perf_counter() - t, 1e-7)))
 
 
-def round_robin_seconds(fns: dict[str, Callable[[], object]], reps: int, seed: int = 0) -> dict[str, float]:
+def round_robin_seconds(
+    fns: dict[str, Callable[[], object]], reps: int, seed: int = 0, before: Callable[[], object] | None = None
+) -> dict[str, float]:
     """Median seconds per call of each fn; every repeat samples all fns in turn (fair under shared load),
-    in an order shuffled per repeat (seeded) so that no fn always follows the same one."""
+    in an order shuffled per repeat (seeded) so that no fn always follows the same one. ``before`` runs,
+    untimed, ahead of every sample (the cache eviction of out-of-cache shapes)."""
     inner = {name: _calls_per_sample(fn) for name, fn in fns.items()}
     samples: dict[str, list[float]] = {name: [] for name in fns}
     order = list(fns)
@@ -103,6 +110,8 @@ def round_robin_seconds(fns: dict[str, Callable[[], object]], reps: int, seed: i
         shuffle(order)
         for name in order:
             fn = fns[name]
+            if before is not None:
+                before()
             t = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
@@ -122,6 +131,18 @@ def cache_label(shape: tuple[int, int], itemsize: int = 4, caches: dict[str, int
     if total > l3:
         return "rows in L3, array streams from memory"
     return "in L2" if total <= l2 else "in L3"
+
+
+def cache_evictor(caches: dict[str, int] | None = None) -> Callable[[], None]:
+    """A function that pushes every earlier line out of the caches: it reads and writes a buffer of twice
+    the L3 (64 MiB when the L3 size is unknown)."""
+    caches = cache_sizes() if caches is None else caches
+    buf = np.ones(2 * caches.get("L3", 32 << 20) // 4, np.float32)
+
+    def evict() -> None:
+        np.add(buf, 1.0, out=buf)
+
+    return evict
 
 
 def copy_bandwidth(n_bytes: int = 1 << 28, reps: int = 5) -> float:
@@ -169,9 +190,12 @@ def _methods(x: np.ndarray) -> dict[str, Callable[[], object]]:
 def run_softmax(shapes=FULL_SHAPES, reps: int = 7, seed: int = 0) -> list[Row]:
     rng = np.random.default_rng(seed)
     rows = []
+    caches = cache_sizes()
+    evict = cache_evictor(caches)
     for shape in shapes:
         x = (rng.standard_normal(shape) * 4).astype(np.float32)
-        times = round_robin_seconds(_methods(x), reps)
+        cold = 2 * x.nbytes > caches.get("L3", 32 << 20)
+        times = round_robin_seconds(_methods(x), reps, before=evict if cold else None)
         for name, t in times.items():
             traffic = TRAFFIC.get(name)
             rows.append(

@@ -15,8 +15,9 @@ Algorithms (N elements, counting memory traffic over the row):
 
 The max-subtracting pass-1 loops keep LANES independent accumulators (two AVX-512 registers of
 float32) so the loop-carried update does not serialise and LLVM vectorises it; lanes are merged once
-at the end. Two-pass pass 1 works in L1-sized blocks instead: the block's largest exponent first, then
-a plain sum of m_i·2^(n_i − n_blk) (see :func:`two_pass_reduce`); blocks are folded in float64.
+at the end. Two-pass pass 1 works in L1-sized blocks instead: a plain sum of m_i·2^(n_i − n_blk), n_blk
+the exponent of the block's max, which the loop over the previous block found (see
+:func:`two_pass_reduce`); blocks are folded in float64.
 The (m, n) merge, Dukhan & Ablavatski Eq. (4):
 
     n_max = max(n_a, n_b);   m = m_a·2^(n_a − n_max) + m_b·2^(n_b − n_max)
@@ -36,8 +37,11 @@ from scalinglab.kernels.softmax_exp import (
     add_reassoc,
     cast_like,
     exp_parts,
-    maxnum,
+    exp_poly,
+    exp_reduce,
+    max_unordered,
     pow2,
+    pow2_offset,
     scaled_diff,
 )
 
@@ -57,37 +61,67 @@ def merge(m_a, n_a, m_b, n_b):
 
 
 @njit(**JIT)
-def _block_parts(xb):
-    """(s, n_blk) with Σ e^x_i = s·2^n_blk over a short block xb (L1-resident, non-empty).
-
-    n_blk is the exponent of the block's max, so every term m_i·2^(n_i − n_blk) ≤ 1.42 and the plain
-    sum cannot overflow: two vectorised loops (a max, then a sum whose accumulator LLVM splits over
-    zmm lanes) instead of a per-element (m, n) merge. A NaN is skipped by the max and poisons s.
-    """
+def _block_max(xb):
+    """Largest element of a non-empty block (any value once it holds a NaN; the sum then is NaN anyway)."""
     c = xb[0]
     for i in range(xb.size):
-        c = maxnum(c, xb[i])
-    _, n_blk = exp_parts(c)  # rint and the clamp are monotone: n_blk = max n_i
-    s = cast_like(0.0, xb)
+        c = max_unordered(c, xb[i])
+    return c
+
+
+@njit(**JIT)
+def _block_sum(xb, n_blk):
+    """Σ e^x_i · 2^−n_blk over a block whose exponents n_i are all ≤ n_blk (each term ≤ 1.42)."""
+    s, one = cast_like(0.0, xb), cast_like(1.0, xb)
     for i in range(xb.size):
-        m_i, n_i = exp_parts(xb[i])
-        s = add_reassoc(s, m_i * pow2(n_i - n_blk))
-    return s, n_blk
+        r, _, t = exp_reduce(xb[i])
+        s = add_reassoc(s, exp_poly(r, one) * pow2_offset(t, -n_blk))
+    return s
+
+
+@njit(**JIT)
+def _block_sum_next_max(xb, xn, n_blk):
+    """(:func:`_block_sum` of xb, :func:`_block_max` of xn) in one loop over two blocks of one length.
+
+    The max rides along in the FP-add pipes while the sum's multiply-adds keep the FMA pipes busy:
+    a separate max loop costs ~15 % of pass 1, this one next to nothing.
+    """
+    s, one = cast_like(0.0, xb), cast_like(1.0, xb)
+    c = xn[0]
+    for i in range(xb.size):
+        r, _, t = exp_reduce(xb[i])
+        s = add_reassoc(s, exp_poly(r, one) * pow2_offset(t, -n_blk))
+        c = max_unordered(c, xn[i])
+    return s, c
 
 
 @njit(**JIT)
 def two_pass_reduce(x, lo, hi):
     """Pass 1 of two-pass: (m_sum, n_sum) in float64 with Σ e^x_i = m_sum·2^n_sum over x[lo:hi].
 
-    Blocks of BLOCK elements: the exponent n_blk of the block max first (the block then sits in L1),
-    then Σ m_i·2^(n_i − n_blk) in the input precision, split by LLVM over several zmm accumulators
-    (a few dozen terms per lane), folded into the float64 (m, n) total with :func:`merge`. So the row sum keeps
-    ~1e-7 relative accuracy however long the row.
+    Blocks of BLOCK elements (L1-resident). Block k's terms are summed as m_i·2^(n_i − n_k), n_k the
+    exponent of its max (so no term exceeds 1.42 and the plain sum cannot overflow), in the input
+    precision with LLVM splitting the sum over several zmm accumulators (a few dozen terms per lane),
+    and folded into the float64 (m, n) total with :func:`merge`: ~1e-7 relative accuracy however
+    long the row. Block k+1's max is found in the same loop as block k's sum. A NaN is skipped by
+    the max and poisons its block's sum.
     """
     xs = x[lo:hi]
+    size = xs.size
     m_sum, n_sum = 0.0, N_FLOOR
-    for start in range(0, xs.size, BLOCK):
-        s, n_blk = _block_parts(xs[start : min(start + BLOCK, xs.size)])
+    if size == 0:
+        return m_sum, n_sum
+    c = _block_max(xs[: min(BLOCK, size)])
+    for start in range(0, size, BLOCK):
+        end = min(start + BLOCK, size)
+        nxt = min(end + BLOCK, size)
+        _, n_blk = exp_parts(c)  # rint and the clamp are monotone: n_blk = max n_i
+        if nxt - end == end - start:
+            s, c = _block_sum_next_max(xs[start:end], xs[end:nxt], n_blk)
+        else:
+            s = _block_sum(xs[start:end], n_blk)
+            if nxt > end:
+                c = _block_max(xs[end:nxt])
         m_sum, n_sum = merge(m_sum, n_sum, np.float64(s), np.float64(n_blk))
     return m_sum, n_sum
 
@@ -98,16 +132,16 @@ def two_pass_write(x, y, lo, hi, n_sum, inv_m_sum):
     xs, ys = x[lo:hi], y[lo:hi]
     n_sum, inv_m_sum = cast_like(n_sum, x), cast_like(inv_m_sum, x)
     for i in range(xs.size):
-        m_i, n_i = exp_parts(xs[i])
-        ys[i] = m_i * pow2(n_i - n_sum) * inv_m_sum
+        r, _, t = exp_reduce(xs[i])
+        ys[i] = exp_poly(r, inv_m_sum) * pow2_offset(t, -n_sum)
 
 
 @njit(**JIT)
 def _two_pass_write_nt(xs, ys, n_sum, inv_m_sum):
     """two_pass_write's loop over equal-length slices with non-temporal stores; ys[0] 64-byte aligned."""
     for i in range(xs.size):
-        m_i, n_i = exp_parts(xs[i])
-        store_nt(ys, i, m_i * pow2(n_i - n_sum) * inv_m_sum)
+        r, _, t = exp_reduce(xs[i])
+        store_nt(ys, i, exp_poly(r, inv_m_sum) * pow2_offset(t, -n_sum))
 
 
 @njit(**JIT)
@@ -188,8 +222,8 @@ def row_max(x, lo, hi):
 @njit(**JIT)
 def exp_shifted(x, c):
     """e^(x − c) for x − c ≤ 0 via (m, n); underflows cleanly to 0, −inf gives 0."""
-    m, n = exp_parts(x - c)
-    return m * pow2(n)
+    r, _, t = exp_reduce(x - c)
+    return exp_poly(r, cast_like(1.0, r)) * pow2_offset(t, cast_like(0.0, r))
 
 
 @njit(**JIT)
