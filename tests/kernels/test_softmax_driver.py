@@ -19,10 +19,10 @@ def test_schedules_agree(algorithm, log):
     outs = []
     for schedule in (drv._rows_serial, drv._rows_parallel, drv._chunks_parallel, drv._chunks_parallel):
         y = np.empty_like(x)
-        if schedule is drv._chunks_parallel:
-            schedule(x, y, code, log, len(outs) == 3)  # the second chunk run asks for streaming stores
-        else:
+        if schedule is drv._rows_serial:
             schedule(x, y, code, log)
+        else:
+            schedule(x, y, code, log, len(outs) == 3)  # the second chunk run asks for streaming stores
         outs.append(y)
     np.testing.assert_allclose(outs[1], outs[0], rtol=1e-6)
     np.testing.assert_allclose(outs[2], outs[0], rtol=1e-5, atol=1e-12 if not log else 1e-4)
@@ -71,6 +71,29 @@ def test_stream_path_of_softmax_2d(monkeypatch, dtype):
     drv.softmax_2d(x, got, drv.TWO_PASS, False)
     np.testing.assert_array_equal(got, want)
     assert np.isnan(got[1]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_path_of_rows_schedule(monkeypatch, dtype):
+    """Many rows larger than STREAM_MIN_COLS, array 'larger than the L3': the rows schedule streams y,
+    bit for bit the normal path's values, fallback and NaN rows included."""
+    x = (np.random.default_rng(7).standard_normal((64, drv.STREAM_MIN_COLS + 37)) * 4).astype(dtype)
+    x[3, 100] = np.nan
+    x[5] = -np.inf
+    x[6, 7] = 1e30
+    want = np.empty_like(x)
+    drv._rows_parallel(x, want, drv.TWO_PASS, False, False)
+    monkeypatch.setattr(drv, "l3_bytes", lambda: 1024)
+    calls = []
+    monkeypatch.setattr(drv, "_rows_parallel", lambda *a: calls.append(a[-1]) or _rows(*a))
+    got = np.empty_like(x)
+    drv.softmax_2d(x, got, drv.TWO_PASS, False)
+    assert calls == [True]
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(got[3]).all() and np.isnan(got[5]).all() and got[6, 7] == 1
+
+
+_rows = drv._rows_parallel
 
 
 def test_cross_entropy_rows_skips_ignored_targets():

@@ -53,6 +53,7 @@ TWO_PASS, ONLINE, THREE_PASS_RELOAD, THREE_PASS_RECOMPUTE = 0, 1, 2, 3
 CHUNK = 1 << 15  # elements per parallel piece of a long row (128 KiB of float32, well inside L2)
 PARALLEL_MIN = 1 << 15  # below this many elements in total, one thread beats waking the pool
 L3_DEFAULT = 32 << 20  # bytes, when sysfs does not say
+STREAM_MIN_COLS = 1024  # rows schedule: streaming stores only for rows of whole lines mostly (≥ 4 KiB)
 
 
 def cache_sizes() -> dict[str, int]:
@@ -93,14 +94,16 @@ def fallback_row(x, y, lo, hi, log):
 
 
 @njit(**JIT)
-def softmax_row(x, y, lo, hi, algorithm, log):
-    """All passes of one algorithm over the row x[lo:hi] → y[lo:hi]."""
+def softmax_row(x, y, lo, hi, algorithm, log, stream=False):
+    """All passes of one algorithm over the row x[lo:hi] → y[lo:hi] (``stream``: see _rows_parallel)."""
     if algorithm == TWO_PASS:
         m_sum, n_sum = two_pass_reduce(x, lo, hi)
         if not is_fast_row(n_sum):
             fallback_row(x, y, lo, hi, log)
         elif log:
             two_pass_write_log(x, y, lo, hi, n_sum, math.log(m_sum))
+        elif stream:
+            two_pass_write_stream(x, y, lo, hi, n_sum, 1 / m_sum)
         else:
             two_pass_write(x, y, lo, hi, n_sum, 1 / m_sum)
     elif algorithm == ONLINE:
@@ -120,9 +123,11 @@ def softmax_row(x, y, lo, hi, algorithm, log):
 
 
 @njit(parallel=True, **JIT)
-def _rows_parallel(x2, y2, algorithm, log):
+def _rows_parallel(x2, y2, algorithm, log, stream):
+    """Whole rows per thread. ``stream``: two-pass softmax writes y with non-temporal stores (the
+    array is larger than the L3, so y would be evicted before anyone reads it)."""
     for r in prange(x2.shape[0]):
-        softmax_row(x2[r], y2[r], 0, x2.shape[1], algorithm, log)
+        softmax_row(x2[r], y2[r], 0, x2.shape[1], algorithm, log, stream)
 
 
 @njit(**JIT)
@@ -228,7 +233,10 @@ def softmax_2d(x2: np.ndarray, y2: np.ndarray, algorithm: int, log: bool) -> Non
             stream = algorithm == TWO_PASS and not log and 2 * n_cols * x2.itemsize > l3_bytes()
             _chunks_parallel(x2, y2, algorithm, log, stream)
         else:
-            _rows_parallel(x2, y2, algorithm, log)
+            stream = (
+                algorithm == TWO_PASS and not log and n_cols >= STREAM_MIN_COLS and 2 * x2.nbytes > l3_bytes()
+            )
+            _rows_parallel(x2, y2, algorithm, log, stream)
 
 
 @njit(parallel=True, **JIT)
