@@ -32,3 +32,32 @@ def test_rule_and_fallbacks():
     loss = cross_entropy_fastest(logits, torch.zeros(64, dtype=torch.int64))
     loss.backward()  # autograd needs torch's path: the kernel is forward-only
     assert logits.grad is not None
+
+
+@pytest.mark.parametrize("vocab", [64, 1024], ids=["torch-path", "kernel-path"])
+def test_evaluation_cross_entropy_goes_through_the_dispatch(monkeypatch, vocab):
+    """Ladder validation loss and quantization perplexity use cross_entropy_fastest: the kernel where it
+    measured faster (large N·V), torch elsewhere, with torch's numbers either way."""
+    import math
+
+    from scalinglab.kernels import softmax_dispatch
+    from scalinglab.ladder.model import GPT, GPTConfig
+    from scalinglab.ladder.train import evaluate
+    from scalinglab.quant.evaluate import perplexity
+
+    kernel_calls = []
+    real = softmax_dispatch.cross_entropy
+    monkeypatch.setattr(softmax_dispatch, "cross_entropy", lambda *a, **k: kernel_calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=vocab, seq_len=65, d_model=32, n_layer=1, n_head=2))
+    ids = torch.randint(0, vocab, (4, 8, 65))  # 4 batches of 8×64 next-token targets: 512 rows
+    batches = [(b[:, :-1], b[:, 1:]) for b in ids]
+    with torch.no_grad():
+        want = [torch.nn.functional.cross_entropy(model(x).reshape(-1, vocab), y.reshape(-1)) for x, y in batches]
+    got = evaluate(model, batches)
+    assert got == pytest.approx(float(torch.stack(want).mean()), rel=2e-6)
+    ppl, n = perplexity(model, [b for b in ids])
+    assert n == 4 * 8 * 64 and math.log(ppl) == pytest.approx(got, rel=2e-6)
+    expect_kernel = softmax_dispatch.use_kernel(8 * 64, vocab)
+    assert expect_kernel == (vocab == 1024)
+    assert (len(kernel_calls) == 8) if expect_kernel else not kernel_calls
