@@ -36,7 +36,7 @@ def main(reps: int = 9) -> None:
             batches = [torch.randint(0, vocab, (n_seq, 257)) for _ in range(4)]
             times: dict[str, list[float]] = {k: [] for k in rules}
             ppl = {}
-            for name, r in rules.items():  # warm-up (numba compile, allocator)
+            for r in rules.values():  # warm-up (numba compile, allocator)
                 softmax_dispatch.use_kernel = r
                 perplexity(model, batches)
             for _ in range(reps):
