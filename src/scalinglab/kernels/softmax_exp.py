@@ -11,7 +11,7 @@ so m cannot overflow or underflow whatever x is, and all the dynamic range lives
 
 Everything here is a numba building block, inlined into the kernels of ``softmax_kernels.py``:
 
-* ``fma(a, b, c)``, ``maxnum``, ``max_unordered``, ``add_reassoc``: single LLVM operations with the
+* ``fma(a, b, c)``, ``max_unordered``, ``add_reassoc``: single LLVM operations with the
   rounding and fast-math flags the kernels need, one instruction each on x86-64.
 * ``exp_reduce(x)``: (r, n, t) with x = n·ln 2 + r; one fma rounds x·log2 e + MAGIC (1.5·2^23 for
   float32) to an integer, so t carries n in its low mantissa bits and n = t − MAGIC exactly.
@@ -94,23 +94,9 @@ def fma(typingctx, a, b, c):
 
 
 @intrinsic
-def maxnum(typingctx, a, b):
-    """max(a, b) ignoring a NaN operand (llvm.maxnum): LLVM vectorises it as a max-reduction."""
-    if not (a == b and a in (types.float32, types.float64)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        fty = _llvm_float(sig.return_type)
-        fn = builder.module.declare_intrinsic("llvm.maxnum", [fty], ir.FunctionType(fty, [fty, fty]))
-        return builder.call(fn, args)
-
-    return a(a, b), codegen
-
-
-@intrinsic
 def max_unordered(typingctx, a, b):
     """max(a, b) for a reduction whose result may be anything once a NaN was seen (llvm.maxnum flagged
-    'nnan'): one vmaxps per vector, where plain :func:`maxnum` costs a NaN test, a blend and an early
+    'nnan'): one vmaxps per vector, where unflagged llvm.maxnum costs a NaN test, a blend and an early
     exit besides. For callers whose NaN inputs poison the result another way (two-pass pass 1's sum)."""
     if not (a == b and a in (types.float32, types.float64)):
         return None
@@ -173,6 +159,12 @@ def exp_reduce(x):  # pragma: no cover - numba only
 def exp_poly(r, scale):  # pragma: no cover - numba only
     """scale·e^r for |r| ≤ R_MAX: the polynomial with every coefficient multiplied by ``scale``."""
     raise NotImplementedError("exp_poly is only callable from numba-compiled code")
+
+
+def exp_scaled(x, scale, k0):  # pragma: no cover - numba only
+    """scale·e^x·2^k0 (k0 an integer-valued float, scale and k0 loop-invariant in the kernels): the one
+    form every kernel needs, exp_reduce → exp_poly → pow2_offset; 0 once it falls below the normal range."""
+    raise NotImplementedError("exp_scaled is only callable from numba-compiled code")
 
 
 def exp_parts(x):  # pragma: no cover - numba only
@@ -263,6 +255,18 @@ def _exp_parts_impl(x):
     def impl(x):
         r, n, _ = exp_reduce(x)
         return exp_poly(r, one), n
+
+    return impl
+
+
+@overload(exp_scaled)
+def _exp_scaled_impl(x, scale, k0):
+    if _float_params(x) is None or scale != x or k0 != x:
+        return None
+
+    def impl(x, scale, k0):
+        r, _, t = exp_reduce(x)
+        return exp_poly(r, scale) * pow2_offset(t, k0)
 
     return impl
 

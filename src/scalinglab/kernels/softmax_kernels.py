@@ -37,11 +37,9 @@ from scalinglab.kernels.softmax_exp import (
     add_reassoc,
     cast_like,
     exp_parts,
-    exp_poly,
-    exp_reduce,
+    exp_scaled,
     max_unordered,
     pow2,
-    pow2_offset,
     scaled_diff,
 )
 
@@ -74,8 +72,7 @@ def _block_sum(xb, n_blk):
     """Σ e^x_i · 2^−n_blk over a block whose exponents n_i are all ≤ n_blk (each term ≤ 1.42)."""
     s, one = cast_like(0.0, xb), cast_like(1.0, xb)
     for i in range(xb.size):
-        r, _, t = exp_reduce(xb[i])
-        s = add_reassoc(s, exp_poly(r, one) * pow2_offset(t, -n_blk))
+        s = add_reassoc(s, exp_scaled(xb[i], one, -n_blk))
     return s
 
 
@@ -89,8 +86,7 @@ def _block_sum_next_max(xb, xn, n_blk):
     s, one = cast_like(0.0, xb), cast_like(1.0, xb)
     c = xn[0]
     for i in range(xb.size):
-        r, _, t = exp_reduce(xb[i])
-        s = add_reassoc(s, exp_poly(r, one) * pow2_offset(t, -n_blk))
+        s = add_reassoc(s, exp_scaled(xb[i], one, -n_blk))
         c = max_unordered(c, xn[i])
     return s, c
 
@@ -132,16 +128,14 @@ def two_pass_write(x, y, lo, hi, n_sum, inv_m_sum):
     xs, ys = x[lo:hi], y[lo:hi]
     n_sum, inv_m_sum = cast_like(n_sum, x), cast_like(inv_m_sum, x)
     for i in range(xs.size):
-        r, _, t = exp_reduce(xs[i])
-        ys[i] = exp_poly(r, inv_m_sum) * pow2_offset(t, -n_sum)
+        ys[i] = exp_scaled(xs[i], inv_m_sum, -n_sum)
 
 
 @njit(**JIT)
 def _two_pass_write_nt(xs, ys, n_sum, inv_m_sum):
     """two_pass_write's loop over equal-length slices with non-temporal stores; ys[0] 64-byte aligned."""
     for i in range(xs.size):
-        r, _, t = exp_reduce(xs[i])
-        store_nt(ys, i, exp_poly(r, inv_m_sum) * pow2_offset(t, -n_sum))
+        store_nt(ys, i, exp_scaled(xs[i], inv_m_sum, -n_sum))
 
 
 @njit(**JIT)
@@ -222,8 +216,8 @@ def row_max(x, lo, hi):
 @njit(**JIT)
 def exp_shifted(x, c):
     """e^(x − c) for x − c ≤ 0 via (m, n); underflows cleanly to 0, −inf gives 0."""
-    r, _, t = exp_reduce(x - c)
-    return exp_poly(r, cast_like(1.0, r)) * pow2_offset(t, cast_like(0.0, r))
+    d = x - c
+    return exp_scaled(d, cast_like(1.0, d), cast_like(0.0, d))
 
 
 @njit(**JIT)
