@@ -82,18 +82,17 @@ def test_stream_path_of_rows_schedule(monkeypatch, dtype):
     x[5] = -np.inf
     x[6, 7] = 1e30
     want = np.empty_like(x)
-    drv._rows_parallel(x, want, drv.TWO_PASS, False, False)
+    rows = drv._rows_parallel
+    rows(x, want, drv.TWO_PASS, False, False)
     monkeypatch.setattr(drv, "l3_bytes", lambda: 1024)
     calls = []
-    monkeypatch.setattr(drv, "_rows_parallel", lambda *a: calls.append(a[-1]) or _rows(*a))
+    monkeypatch.setattr(drv, "_rows_parallel", lambda *a: calls.append(a[-1]) or rows(*a))
     got = np.empty_like(x)
     drv.softmax_2d(x, got, drv.TWO_PASS, False)
     assert calls == [True]
     np.testing.assert_array_equal(got, want)
     assert np.isnan(got[3]).all() and np.isnan(got[5]).all() and got[6, 7] == 1
 
-
-_rows = drv._rows_parallel
 
 
 def test_cross_entropy_rows_skips_ignored_targets():

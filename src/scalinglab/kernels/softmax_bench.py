@@ -76,21 +76,11 @@ class Row:
 
 def median_seconds(fn: Callable[[], object], reps: int) -> float:
     """Median time per call over ``reps`` repeats, each looping enough calls to span SAMPLE_SECONDS."""
-    fn()
-    t = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - t, 1e-7)
-    inner = max(1, int(SAMPLE_SECONDS / once))
-    samples = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        samples.append((time.perf_counter() - t) / inner)
-    return statistics.median(samples)
+    return round_robin_seconds({"fn": fn}, reps)["fn"]
 
 
 def _calls_per_sample(fn: Callable[[], object]) -> int:
+    """Calls per sample so that one sample spans SAMPLE_SECONDS (after a warm-up call)."""
     fn()
     t = time.perf_counter()
     fn()
