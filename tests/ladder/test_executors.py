@@ -68,7 +68,7 @@ def test_kill_9_mid_training_then_resume(tmp_path):
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     small, long_run, first = (j.run for j in parse_spec(raw).jobs)
-    long_state = tmp_path / "runs-runs" / long_run.replace("/", "__") / "state.pt"
+    long_state = tmp_path / "runs-runs" / long_run.replace("/", "__") / "state.safetensors"
     deadline = time.time() + 120
     try:
         while time.time() < deadline and proc.poll() is None:

@@ -44,8 +44,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         print(f"ladder {ladder_spec.name}: {len(ladder_spec.jobs)} jobs → {store}")
         summary = run_ladder(ladder_spec, store, root=root, executor=executor, workers=workers, threads=threads,
                              address=address, on_result=printer(len(ladder_spec.jobs)))
-        print(f"done {len(summary.done)}, skipped {len(summary.skipped)} (already done), failed {len(summary.failed)} "
-              f"in {summary.seconds:.0f}s")
+        elsewhere = f", {len(summary.elsewhere)} by another runner" if summary.elsewhere else ""
+        print(f"done {len(summary.done)}, skipped {len(summary.skipped)} (already done){elsewhere}, "
+              f"failed {len(summary.failed)} in {summary.seconds:.0f}s")
         for run_id, error in summary.failed.items():
             print(f"  failed {run_id}: {error}")
         if summary.failed:

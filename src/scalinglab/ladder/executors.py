@@ -5,14 +5,20 @@
     summary = run_ladder(spec, "runs.db", executor="ray", address="auto")         # Ray
 
 Every job is registered in the store first. Jobs already ``done`` are skipped; the others run
-:func:`run_job`, which trains with a checkpoint directory ``<root>/<run>/`` (root defaults to
-``<store stem>-runs/`` beside the store): an interrupted job resumes from its last checkpoint and
-forgets the evaluations recorded after it. Workers write their own metrics (SQLite WAL, short
-transactions), so a kill -9 of anything loses at most the steps since a job's last checkpoint.
+:func:`run_job`, which claims the run's lease in the store (:meth:`RunStore.claim`) and trains with a
+checkpoint directory ``<root>/<run>/`` (root defaults to ``<store stem>-runs/`` beside the store): an
+interrupted job resumes from its last checkpoint and forgets the evaluations recorded after it. Workers
+write their own metrics (SQLite WAL, short transactions), so a kill -9 of anything loses at most the steps
+since a job's last checkpoint.
+
+Several runners on one store share the work: a job whose run another runner holds (a live lease) waits
+until that run is done, or until its lease goes stale (the other runner died), and then takes it over.
+Every job is trained by exactly one worker at a time.
 
 Local pool: ``workers`` processes (default: one per core) of ``threads`` torch threads each (default
 cores // workers); small models train faster as independent processes than as one multi-threaded one.
-Jobs start largest-first so the pool drains evenly. A worker stops (checkpointing) when its parent dies.
+Jobs start largest-first so the pool drains evenly. Workers die with their parent, even after a kill -9
+(:mod:`scalinglab.ladder.worker`): the running job checkpoints and its run goes back to ``pending``.
 Ray: one task per job with ``num_cpus=threads``; the store and checkpoint root must be on a filesystem
 every Ray node sees (true for a local Ray instance).
 """
@@ -28,10 +34,12 @@ from pathlib import Path
 
 from scalinglab.errors import InputError
 from scalinglab.ladder.spec import Job, LadderSpec
+from scalinglab.ladder.worker import Lease, init_worker, job_running, parent_gone
 
 __all__ = ["run_ladder", "run_job", "register_jobs", "default_root", "LadderSummary", "EXECUTORS", "printer"]
 
 EXECUTORS = ("local", "ray")
+POLL_S = 1.0  # how often a runner looks at runs another runner holds
 _CORPORA: dict = {}  # per-process cache: a worker runs many jobs on one corpus
 
 
@@ -39,6 +47,7 @@ _CORPORA: dict = {}  # per-process cache: a worker runs many jobs on one corpus
 class LadderSummary:
     done: list[str] = field(default_factory=list)  # finished in this call
     skipped: list[str] = field(default_factory=list)  # already done before
+    elsewhere: list[str] = field(default_factory=list)  # finished meanwhile by another runner on the store
     failed: dict[str, str] = field(default_factory=dict)  # run → error
     seconds: float = 0.0
 
@@ -67,38 +76,45 @@ def register_jobs(jobs, store) -> None:
                        seq_len=job.model.seq_len, seed=job.train.seed, floor=floor)
 
 
-def run_job(job: dict, store_path: str, root: str, threads: int | None = None, parent_pid: int | None = None) -> dict:
-    """Train one job (a :meth:`Job.to_dict`) unless the store says it is done; returns a small summary."""
+def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -> dict:
+    """Train one job (a :meth:`Job.to_dict`) under a lease in the store; returns a small summary whose
+    ``status`` is done, failed, skipped (already done), held (another runner holds its lease) or stopped
+    (the parent died: checkpointed and handed back as pending)."""
     import torch
 
     from scalinglab.ladder.data import load_corpus
-    from scalinglab.ladder.train import train
+    from scalinglab.ladder.train import STATE, train
     from scalinglab.runs.store import RunStore
 
     if threads:
         torch.set_num_threads(threads)
     j = Job.from_dict(job)
+    if parent_gone():  # a job still queued when the parent died: leave it pending
+        return {"run": j.run, "status": "stopped"}
     t0 = time.perf_counter()
-    with RunStore(store_path) as store:
-        row = store.get(j.run)
-        if row is not None and row["status"] == "done":
-            return {"run": j.run, "status": "skipped"}
-        store.update(j.run, status="running", error=None)
+    with RunStore(store_path) as store, job_running():
+        outcome = store.claim(j.run)
+        if outcome != "claimed":
+            return {"run": j.run, "status": "skipped" if outcome == "done" else "held"}
         workdir = _workdir(Path(root), j.run)
-        try:
-            if j.corpus not in _CORPORA:
-                _CORPORA[j.corpus] = load_corpus(j.corpus)
-            orphaned = (lambda: os.getppid() != parent_pid) if parent_pid else None
-            res = train(j.model, j.train, _CORPORA[j.corpus], workdir=workdir,
-                        on_eval=lambda ev: store.add_metric(j.run, ev.step, ev.tokens, ev.flops, ev.loss, ev.train_loss,
-                                                            ev.lr, ev.elapsed),
-                        on_resume=lambda step: _resumed(store, j.run, step), should_stop=orphaned)
-        except Exception as exc:
-            store.update(j.run, status="failed", error=f"{type(exc).__name__}: {exc}")
-            return {"run": j.run, "status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        if res.model_dir is None:  # stopped early (parent gone): leave it resumable
-            return {"run": j.run, "status": "stopped"}
-        store.update(j.run, status="done", checkpoint=str(workdir / "state.pt"), model_dir=str(res.model_dir))
+        with Lease(store_path, j.run) as lease:
+            try:
+                if j.corpus not in _CORPORA:
+                    _CORPORA[j.corpus] = load_corpus(j.corpus)
+                res = train(j.model, j.train, _CORPORA[j.corpus], workdir=workdir,
+                            on_eval=lambda ev: store.add_metric(j.run, ev.step, ev.tokens, ev.flops, ev.loss,
+                                                                ev.train_loss, ev.lr, ev.elapsed),
+                            on_resume=lambda step: _resumed(store, j.run, step),
+                            should_stop=lambda: parent_gone() or lease.lost.is_set())
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                store.release(j.run, "failed", error=error)
+                return {"run": j.run, "status": "failed", "error": error}
+        if res.model_dir is None:  # stopped early (parent gone or lease lost): leave it resumable
+            released = store.release(j.run, "pending")
+            return {"run": j.run, "status": "stopped" if released else "held"}
+        if not store.release(j.run, "done", checkpoint=str(workdir / STATE), model_dir=str(res.model_dir)):
+            return {"run": j.run, "status": "held"}  # the lease was taken over meanwhile: its new owner finishes
     return {"run": j.run, "status": "done", "loss": res.evals[-1].loss, "seconds": time.perf_counter() - t0}
 
 
@@ -107,30 +123,70 @@ def _resumed(store, run: str, step: int) -> None:
     store.update(run, resumed_step=step)
 
 
-def _init_worker() -> None:
-    # Workers must not inherit a parent's interrupt handling: Ctrl-C is the driver's to handle.
-    import signal
+class _Inline:
+    """Runs each job in this process at submission (one worker: no pool to start)."""
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    def __init__(self, fn):
+        self.fn, self.results, self.n = fn, {}, 0
+
+    def submit(self, job: dict) -> int:
+        self.n += 1
+        self.results[self.n] = self.fn(job)
+        return self.n
+
+    def finished(self, handles: list, timeout: float | None) -> list[tuple]:
+        return [(h, self.results.pop(h)) for h in handles]
 
 
-def _local(pending: list[dict], store_path: str, root: str, workers: int, threads: int, report) -> None:
+def _drive(jobs: list[dict], submit, finished, store_path: str, report) -> None:
+    """Submit every job; a job another runner holds waits until its run is done (then it is reported as
+    done elsewhere) or its lease goes stale (then it is submitted again and resumes from its checkpoint)."""
+    from scalinglab.runs.store import RunStore
+
+    inflight = {submit(job): job for job in jobs}
+    waiting: dict[str, dict] = {}
+    with RunStore(store_path) as store:
+        while inflight or waiting:
+            if inflight:
+                for handle, result in finished(list(inflight), POLL_S if waiting else None):
+                    job = inflight.pop(handle)
+                    if result["status"] == "held":
+                        waiting[result["run"]] = job
+                    else:
+                        report(result)
+            else:
+                time.sleep(POLL_S)
+            for run, job in list(waiting.items()):
+                state = store.lease_state(run)
+                if state == "done":
+                    report({"run": run, "status": "elsewhere"})
+                elif state == "free":
+                    inflight[submit(job)] = job
+                if state != "held":
+                    del waiting[run]
+
+
+def _local(jobs: list[dict], store_path: str, root: str, workers: int, threads: int, report) -> None:
     import multiprocessing as mp
+    from functools import partial
 
+    fn = partial(run_job, store_path=store_path, root=root, threads=threads)
     if workers == 1:
-        for job in pending:
-            report(run_job(job, store_path, root, threads))
+        inline = _Inline(fn)
+        _drive(jobs, inline.submit, inline.finished, store_path, report)
         return
+
+    def finished(handles, timeout):
+        done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        return [(f, f.result()) for f in done]
+
     ctx = mp.get_context("spawn")  # fork after torch has started threads can deadlock
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        futures = {pool.submit(run_job, job, store_path, root, threads, os.getpid()) for job in pending}
-        while futures:
-            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-            for f in finished:
-                report(f.result())
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
+                             initargs=(os.getpid(),)) as pool:
+        _drive(jobs, lambda job: pool.submit(fn, job), finished, store_path, report)
 
 
-def _ray(pending: list[dict], store_path: str, root: str, threads: int, address: str | None, report) -> None:
+def _ray(jobs: list[dict], store_path: str, root: str, threads: int, address: str | None, report) -> None:
     try:
         import ray
     except ImportError:
@@ -138,11 +194,12 @@ def _ray(pending: list[dict], store_path: str, root: str, threads: int, address:
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
     remote = ray.remote(num_cpus=threads)(run_job)
-    refs = [remote.remote(job, store_path, root, threads) for job in pending]
-    while refs:
-        finished, refs = ray.wait(refs, num_returns=1)
-        for r in finished:
-            report(ray.get(r))
+
+    def finished(refs, timeout):
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        return [(r, ray.get(r)) for r in ready]
+
+    _drive(jobs, lambda job: remote.remote(job, store_path, root, threads), finished, store_path, report)
 
 
 def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None = None, executor: str = "local",
@@ -173,10 +230,12 @@ def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None
     def report(result: dict) -> None:
         if result["status"] == "done":
             summary.done.append(result["run"])
+        elif result["status"] in ("elsewhere", "skipped"):
+            summary.elsewhere.append(result["run"])
         elif result["status"] == "failed":
             summary.failed[result["run"]] = result["error"]
         if on_result is not None:
-            on_result(result, len(summary.done) + len(summary.failed), n)
+            on_result(result, len(summary.done) + len(summary.elsewhere) + len(summary.failed), n)
 
     jobs = [j.to_dict() for j in pending]
     if executor == "local":
@@ -193,6 +252,8 @@ def printer(n_jobs: int) -> Callable[[dict, int, int], None]:
 
     def show(result: dict, finished: int, pending: int) -> None:
         what = f"loss {result['loss']:.4f}" if "loss" in result else result.get("error", result["status"])
+        if result["status"] in ("elsewhere", "skipped"):
+            what = "done by another runner"
         print(f"[{finished}/{pending}] {time.perf_counter() - t0:6.0f}s  {result['run']}  {what}", flush=True)
 
     return show

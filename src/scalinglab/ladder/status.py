@@ -1,22 +1,22 @@
-"""``scalinglab ladder status``: a one-line-per-run view of a run store."""
+"""``scalinglab ladder status``: a one-line-per-run view of a run store (opened read-only, never changed).
+
+A ``running`` run whose lease is stale (no heartbeat for ``LEASE_TIMEOUT_S``, or its worker process is
+gone) shows as ``stale``: the next ``ladder run`` takes it over and resumes it from its checkpoint.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from scalinglab.errors import InputError
 
 __all__ = ["status_lines"]
 
 
 def status_lines(store_path: str | Path) -> list[str]:
     """Header, one line per run (status, N, D target, evaluations, last loss), then counts by status."""
-    from scalinglab.runs.store import RunStore
+    from scalinglab.runs.store import RunStore, lease_live
 
     path = Path(store_path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such run store")
-    with RunStore(path) as store:
+    with RunStore(path, readonly=True) as store:
         runs, metrics = store.runs(), store.metrics()
     if runs.empty:
         return [f"{path}: no runs"]
@@ -24,11 +24,15 @@ def status_lines(store_path: str | Path) -> list[str]:
     width = max(len(r) for r in runs["run"])
     lines = [f"{'run':<{width}}  {'status':<8} {'N':>10} {'D':>10} {'evals':>5} {'tokens':>10} {'loss':>8}"]
     for row in runs.itertuples():
+        status = row.status
+        if status == "running" and not lease_live(*(getattr(row, c, None) for c in ("owner_host", "owner_pid",
+                                                                                    "heartbeat"))):
+            status = "stale"
         n_evals = int((metrics["run"] == row.run).sum()) if not metrics.empty else 0
         has = last is not None and row.run in last.index
         tokens = f"{int(last.loc[row.run, 'tokens']):>10d}" if has else f"{'-':>10}"
         loss = f"{last.loc[row.run, 'loss']:>8.4f}" if has else f"{'-':>8}"
-        lines.append(f"{row.run:<{width}}  {row.status:<8} {row.params:>10d} {row.tokens_target:>10d} {n_evals:>5d} "
+        lines.append(f"{row.run:<{width}}  {status:<8} {int(row.params):>10d} {int(row.tokens_target):>10d} {n_evals:>5d} "
                      f"{tokens} {loss}")
     counts = runs["status"].value_counts()
     lines.append(", ".join(f"{k}: {v}" for k, v in counts.items()))

@@ -25,14 +25,31 @@ low (on the built-in synthetic ladder: E = 0.83 from all points vs 1.77 from fin
 ``final_only=False`` gives the whole loss curves (for schedule-aware laws), with ``is_final`` marking the end.
 
 Tables: ``runs`` (one row per run: status pending|running|done|failed, JSON config, counts, checkpoint
-paths, the step its last resume started from, error) and ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed. Writers open
+paths, the step its last resume started from, error, and the lease: owner host and pid, last heartbeat,
+number of claims) and ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed. Writers open
 short transactions with a busy timeout, so several worker processes share one file; WAL keeps finished
 results intact when a process is killed at any moment.
+
+Leases. A worker trains a run only after :meth:`RunStore.claim` marks it ``running`` under its own
+(host, pid) in one ``BEGIN IMMEDIATE`` transaction; it then renews ``heartbeat`` every few seconds
+(:meth:`RunStore.heartbeat`) and hands the run back with :meth:`RunStore.release`. A claim succeeds on a
+pending or failed run, or on a ``running`` one whose lease is stale: no heartbeat for ``LEASE_TIMEOUT_S``,
+or an owner on this host whose process is gone. So two ``ladder run`` on one store share the work, and
+a run whose worker was killed is taken over instead of staying ``running`` forever.
+
+Untrusted files. The store refuses, with one line, a path that is a directory, a file that is not SQLite,
+and an SQLite database that is not a scalinglab store (other tables, or our tables with other columns):
+it never adds tables to another program's database. SQL identifiers come only from the fixed column
+lists below; every value is a bound parameter. Values read back are type-checked (text in a numeric
+column is named by run and column).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -41,13 +58,28 @@ import pandas as pd
 
 from scalinglab.errors import InputError
 
-__all__ = ["RunStore", "load_run_table", "STATUSES"]
+__all__ = ["RunStore", "load_run_table", "STATUSES", "LEASE_TIMEOUT_S", "HEARTBEAT_S", "this_owner"]
 
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_MS = 60_000  # workers wait this long for another writer's transaction
+HEARTBEAT_S = 2.0  # a training worker renews its lease this often
+LEASE_TIMEOUT_S = 30.0  # a lease not renewed for this long may be taken over (15 missed heartbeats)
+APPLICATION_ID = 0x53434C42  # "SCLB" in the SQLite header: marks a file as a scalinglab store
+
+RUN_COLUMNS = ("run", "group", "status", "config", "params", "params_total", "flops_per_token", "tokens_target",
+               "lr", "batch_size", "seq_len", "seed", "floor", "checkpoint", "model_dir", "resumed_step", "error",
+               "created", "updated")
+LEASE_COLUMNS = ("owner_host", "owner_pid", "heartbeat", "claims")  # added to stores written before leases
+METRIC_COLUMNS = ("run", "step", "tokens", "flops", "loss", "train_loss", "lr", "elapsed")
+RUN_FIELDS = ("group", "config", "params", "params_total", "flops_per_token", "tokens_target", "lr", "batch_size",
+              "seq_len", "seed", "floor")  # what register() accepts
+UPDATABLE = ("status", "checkpoint", "model_dir", "resumed_step", "error")  # what update() accepts
+NUMERIC_RUN = ("params", "params_total", "flops_per_token", "tokens_target", "lr", "batch_size", "seq_len", "seed",
+               "floor", "resumed_step", "owner_pid", "heartbeat", "claims")
+NUMERIC_METRIC = ("step", "tokens", "flops", "loss", "train_loss", "lr", "elapsed")
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+CREATE TABLE runs (
     run TEXT PRIMARY KEY,
     "group" TEXT,
     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'done', 'failed')),
@@ -62,9 +94,10 @@ CREATE TABLE IF NOT EXISTS runs (
     model_dir TEXT,
     resumed_step INTEGER,
     error TEXT,
-    created REAL, updated REAL
+    created REAL, updated REAL,
+    owner_host TEXT, owner_pid INTEGER, heartbeat REAL, claims INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS metrics (
+CREATE TABLE metrics (
     run TEXT NOT NULL REFERENCES runs(run),
     step INTEGER NOT NULL,
     tokens INTEGER NOT NULL,
@@ -76,23 +109,121 @@ CREATE TABLE IF NOT EXISTS metrics (
     PRIMARY KEY (run, step)
 );
 """
+LEASE_DDL = {"owner_host": "TEXT", "owner_pid": "INTEGER", "heartbeat": "REAL", "claims": "INTEGER NOT NULL DEFAULT 0"}
 
-RUN_FIELDS = ("group", "config", "params", "params_total", "flops_per_token", "tokens_target", "lr", "batch_size",
-              "seq_len", "seed", "floor")
+
+def _ident(name: str, allowed: tuple[str, ...]) -> str:
+    """A quoted SQL identifier, only for names in a fixed allow-list (quotes doubled, as SQL requires)."""
+    if name not in allowed:
+        raise ValueError(f"unknown column {name!r}; expected one of {', '.join(allowed)}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def this_owner() -> tuple[str, int]:
+    """The lease owner this process claims as: (host name, process id)."""
+    return socket.gethostname(), os.getpid()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    try:  # a zombie (killed, not yet reaped) holds its pid but runs nothing
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2] not in "ZX"
+    except (OSError, ValueError, IndexError):
+        return True
+
+
+def lease_live(owner_host, owner_pid, heartbeat, now: float | None = None) -> bool:
+    """Whether a ``running`` row's lease still holds: renewed within LEASE_TIMEOUT_S by a live owner."""
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (owner_host, owner_pid, heartbeat)):
+        return False
+    if (time.time() if now is None else now) - float(heartbeat) > LEASE_TIMEOUT_S:
+        return False
+    return owner_host != socket.gethostname() or _process_alive(int(owner_pid))
 
 
 class RunStore:
-    """A connection to the store; cheap to open, one per process."""
+    """A connection to the store; cheap to open, one per process (and one per thread that writes).
 
-    def __init__(self, path: str | Path):
+    ``readonly=True`` opens an existing store without writing to it (``ladder status``): a missing file or an
+    SQLite file without scalinglab's tables is an :class:`InputError`, never created or changed.
+    """
+
+    def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-        with self.db:
-            self.db.executescript(SCHEMA)
+        self.readonly = readonly
+        if self.path.is_dir():
+            raise InputError(f"{self.path}: is a directory, expected a run store file (SQLite)")
+        if readonly and not self.path.is_file():
+            raise InputError(f"{self.path}: no such run store")
+        try:
+            if not readonly:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+            self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise InputError(f"{self.path}: cannot open as a run store ({exc})") from None
+        try:
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
+            self._lease_columns = self._check_schema()
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                self._init_schema()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise InputError(f"{self.path}: not a scalinglab run store ({exc})") from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _check_schema(self) -> bool:
+        """Refuse another program's database; returns whether the lease columns exist."""
+        app_id = self.db.execute("PRAGMA application_id").fetchone()[0]
+        names = [n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                               "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+        # Column lists only of our own two table names (fixed identifiers), whoever made the file.
+        tables = {n: [c[1] for c in self.db.execute(f"PRAGMA table_info({n})")] if n in ("runs", "metrics") else []
+                  for n in names}
+        if not tables and app_id in (0, APPLICATION_ID):
+            if self.readonly:
+                raise InputError(f"{self.path}: an empty SQLite database, not a scalinglab run store")
+            return True  # a new store: _init_schema creates everything
+        other = app_id not in (0, APPLICATION_ID) or set(tables) != {"runs", "metrics"}
+        if not other:
+            run_cols, metric_cols = set(tables["runs"]), set(tables["metrics"])
+            other = run_cols - set(LEASE_COLUMNS) != set(RUN_COLUMNS) or metric_cols != set(METRIC_COLUMNS)
+        if other:
+            names = ", ".join(sorted(tables)) or "none"
+            raise InputError(f"{self.path}: an SQLite database of another program (tables: {names}), not a scalinglab "
+                             "run store; refusing to use or change it")
+        return set(LEASE_COLUMNS) <= set(tables["runs"])
+
+    def _init_schema(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self._check_schema()  # again under the write lock: another process may have created it meanwhile
+            names = {n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "runs" not in names:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            else:
+                have = {c[1] for c in self.db.execute("PRAGMA table_info(runs)")}
+                for col in LEASE_COLUMNS:
+                    if col not in have:
+                        self.db.execute(f"ALTER TABLE runs ADD COLUMN {_ident(col, LEASE_COLUMNS)} {LEASE_DDL[col]}")
+            self.db.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self._lease_columns = True
 
     def close(self) -> None:
         self.db.close()
@@ -103,32 +234,33 @@ class RunStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _write(self, sql: str, args=()) -> None:
+    def _write(self, sql: str, args=()) -> int:
+        """Run one statement in its own write transaction; returns the number of rows changed."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute(sql, args)
+            n = self.db.execute(sql, args).rowcount
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+        return n
 
     # ------------------------------------------------------------------------------------------ runs
     def register(self, run: str, **fields) -> None:
         """Add a run as pending (no-op when it exists: a re-run keeps finished results)."""
         fields = {k: (json.dumps(v, sort_keys=True) if k == "config" else v) for k, v in fields.items()}
-        unknown = set(fields) - set(RUN_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown run fields: {sorted(unknown)}")
         cols = ["run", *fields, "created", "updated"]
+        names = ", ".join(_ident(c, ("run", *RUN_FIELDS, "created", "updated")) for c in cols)
         now = time.time()
-        self._write(f"INSERT OR IGNORE INTO runs ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})",
+        self._write(f"INSERT OR IGNORE INTO runs ({names}) VALUES ({', '.join('?' * len(cols))})",
                     (run, *fields.values(), now, now))
 
     def update(self, run: str, **fields) -> None:
+        """Set fields of a run outside a lease (status, checkpoint, model_dir, resumed_step, error)."""
         if "status" in fields and fields["status"] not in STATUSES:
             raise ValueError(f"status {fields['status']!r} not in {STATUSES}")
-        sets = ", ".join(f"{_q(k)} = ?" for k in fields)
-        self._write(f"UPDATE runs SET {sets}, updated = ? WHERE run = ?", (*fields.values(), time.time(), run))
+        sets = "".join(f"{_ident(k, UPDATABLE)} = ?, " for k in fields)
+        self._write(f"UPDATE runs SET {sets}updated = ? WHERE run = ?", (*fields.values(), time.time(), run))
 
     def get(self, run: str) -> dict | None:
         cur = self.db.execute("SELECT * FROM runs WHERE run = ?", (run,))
@@ -136,11 +268,84 @@ class RunStore:
         if row is None:
             return None
         out = dict(zip([c[0] for c in cur.description], row, strict=True))
-        out["config"] = json.loads(out["config"])
+        for col in NUMERIC_RUN:
+            if col in out:
+                _number(out[col], f"{self.path}: run {run!r}: column '{col}'")
+        try:
+            out["config"] = json.loads(out["config"])
+        except (TypeError, json.JSONDecodeError):
+            raise InputError(f"{self.path}: run {run!r}: column 'config' is not valid JSON") from None
         return out
 
     def runs(self) -> pd.DataFrame:
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY created, run", self.db)
+        frame = pd.read_sql_query("SELECT * FROM runs ORDER BY created, run", self.db)
+        _check_frame(frame, NUMERIC_RUN, self.path)
+        bad = frame.loc[~frame["status"].isin(STATUSES), "status"]
+        if len(bad):
+            raise InputError(f"{self.path}: run {frame.loc[bad.index[0], 'run']!r}: status {bad.iloc[0]!r}, "
+                             f"expected one of {', '.join(STATUSES)}")
+        return frame
+
+    # ------------------------------------------------------------------------------------------ leases
+    def claim(self, run: str, owner: tuple[str, int] | None = None) -> str:
+        """Take the run's lease for ``owner`` (default: this process) atomically.
+
+        Returns ``"claimed"`` (now ``running`` under ``owner``; ``claims`` counts it), ``"done"`` (nothing to
+        do) or ``"held"`` (another owner's lease is live).
+        """
+        host, pid = owner or this_owner()
+        self.db.execute("BEGIN IMMEDIATE")  # the read and the write below are one atomic step
+        try:
+            row = self.db.execute("SELECT status, owner_host, owner_pid, heartbeat FROM runs WHERE run = ?",
+                                  (run,)).fetchone()
+            if row is None:
+                raise ValueError(f"run {run!r} is not registered")
+            status, o_host, o_pid, beat = row
+            if status == "done":
+                outcome = "done"
+            elif status == "running" and (o_host, o_pid) != (host, pid) and lease_live(o_host, o_pid, beat):
+                outcome = "held"
+            else:
+                now = time.time()
+                self.db.execute("UPDATE runs SET status = 'running', owner_host = ?, owner_pid = ?, heartbeat = ?, "
+                                "claims = claims + 1, error = NULL, updated = ? WHERE run = ?",
+                                (host, pid, now, now, run))
+                outcome = "claimed"
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return outcome
+
+    def heartbeat(self, run: str, owner: tuple[str, int] | None = None) -> bool:
+        """Renew the lease; False when ``owner`` no longer holds it (taken over after going stale)."""
+        host, pid = owner or this_owner()
+        return self._write("UPDATE runs SET heartbeat = ? WHERE run = ? AND status = 'running' AND owner_host = ? "
+                           "AND owner_pid = ?", (time.time(), run, host, pid)) == 1
+
+    def release(self, run: str, status: str, owner: tuple[str, int] | None = None, **fields) -> bool:
+        """End the lease with a final ``status`` (done, failed, or pending for a run stopped early) and fields;
+        False (and nothing written) when ``owner`` no longer holds it."""
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"release status {status!r}: expected pending, done or failed")
+        host, pid = owner or this_owner()
+        sets = "".join(f"{_ident(k, UPDATABLE)} = ?, " for k in fields)
+        return self._write(f"UPDATE runs SET {sets}status = ?, owner_host = NULL, owner_pid = NULL, heartbeat = NULL, "
+                           "updated = ? WHERE run = ? AND status = 'running' AND owner_host = ? AND owner_pid = ?",
+                           (*fields.values(), status, time.time(), run, host, pid)) == 1
+
+    def lease_state(self, run: str) -> str:
+        """``"done"``, ``"held"`` (running under a live lease) or ``"free"`` (anyone may claim it)."""
+        if not self._lease_columns:
+            row = self.db.execute("SELECT status FROM runs WHERE run = ?", (run,)).fetchone()
+            return "done" if row and row[0] == "done" else "free"
+        row = self.db.execute("SELECT status, owner_host, owner_pid, heartbeat FROM runs WHERE run = ?",
+                              (run,)).fetchone()
+        if row is None:
+            raise ValueError(f"run {run!r} is not registered")
+        if row[0] == "done":
+            return "done"
+        return "held" if row[0] == "running" and lease_live(*row[1:]) else "free"
 
     # ------------------------------------------------------------------------------------------ metrics
     def add_metric(self, run: str, step: int, tokens: int, flops: float, loss: float, train_loss: float | None = None,
@@ -157,34 +362,53 @@ class RunStore:
         sql, args = "SELECT * FROM metrics", ()
         if run is not None:
             sql, args = sql + " WHERE run = ?", (run,)
-        return pd.read_sql_query(sql + " ORDER BY run, step", self.db, params=args)
+        frame = pd.read_sql_query(sql + " ORDER BY run, step", self.db, params=args)
+        _check_frame(frame, NUMERIC_METRIC, self.path)
+        return frame
 
     def integrity_check(self) -> str:
         return self.db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
-def _q(name: str) -> str:
-    return f'"{name}"'
+def _number(value, where: str) -> None:
+    """InputError unless ``value`` is NULL or a finite-or-NaN number (SQLite keeps text in numeric columns)."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return
+    if isinstance(value, float) and math.isnan(value):
+        return
+    raise InputError(f"{where} holds {value!r}, expected a number")
+
+
+def _check_frame(frame: pd.DataFrame, columns, path: Path) -> None:
+    for col in columns:
+        if col not in frame.columns or frame[col].dtype.kind in "iufb":
+            continue
+        for i, value in frame[col].items():
+            where = f"{path}: run {frame.loc[i, 'run']!r}"
+            if "step" in frame.columns and col != "step":
+                where += f" step {frame.loc[i, 'step']!r}"
+            _number(value, f"{where}: column '{col}'")
+
+
+FINAL_SQL = """
+SELECT m.run, r.params, m.tokens, m.flops, m.loss, m.step, r.lr, r.batch_size, r.seq_len, r."group" AS "group",
+       r.seed, r.params_total, r.floor, r.status,
+       (r.status = 'done' AND m.step = (SELECT MAX(step) FROM metrics WHERE run = m.run)) AS is_final
+FROM metrics m JOIN runs r ON r.run = m.run ORDER BY r.params, r.tokens_target, m.run, m.step
+"""
 
 
 def load_run_table(path: str | Path, final_only: bool = True, include_unfinished: bool = False) -> pd.DataFrame:
     """The canonical run table of a store (see the module docstring for columns and conventions)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such run store")
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    with RunStore(path, readonly=True) as store:
         try:
-            frame = pd.read_sql_query(
-                """SELECT m.run, r.params, m.tokens, m.flops, m.loss, m.step, r.lr, r.batch_size, r.seq_len,
-                          r."group" AS "group", r.seed, r.params_total, r.floor, r.status,
-                          (r.status = 'done' AND m.step = (SELECT MAX(step) FROM metrics WHERE run = m.run)) AS is_final
-                   FROM metrics m JOIN runs r ON r.run = m.run ORDER BY r.params, r.tokens_target, m.run, m.step""",
-                db)
-        finally:
-            db.close()
-    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
-        raise InputError(f"{path}: not a scalinglab run store ({exc})") from None
+            cur = store.db.execute(FINAL_SQL)
+            frame = pd.DataFrame(cur.fetchall(), columns=[c[0] for c in cur.description])
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{path}: cannot read the run store ({exc})") from None
+    _check_frame(frame, ("params", "tokens", "flops", "loss", "step", "lr", "batch_size", "seq_len", "seed",
+                         "params_total", "floor"), path)
     if not include_unfinished:
         frame = frame[frame["status"] == "done"]
     if final_only:
