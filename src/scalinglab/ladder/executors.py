@@ -124,18 +124,19 @@ def _resumed(store, run: str, step: int) -> None:
 
 
 class _Inline:
-    """Runs each job in this process at submission (one worker: no pool to start)."""
+    """Runs jobs in this process, one per call of :meth:`finished` (one worker: no pool to start)."""
 
     def __init__(self, fn):
-        self.fn, self.results, self.n = fn, {}, 0
+        self.fn, self.jobs, self.n = fn, {}, 0
 
     def submit(self, job: dict) -> int:
         self.n += 1
-        self.results[self.n] = self.fn(job)
+        self.jobs[self.n] = job
         return self.n
 
     def finished(self, handles: list, timeout: float | None) -> list[tuple]:
-        return [(h, self.results.pop(h)) for h in handles]
+        first = min(handles)
+        return [(first, self.fn(self.jobs.pop(first)))]
 
 
 def _drive(jobs: list[dict], submit, finished, store_path: str, report) -> None:

@@ -386,7 +386,8 @@ def _check_frame(frame: pd.DataFrame, columns, path: Path) -> None:
         for i, value in frame[col].items():
             where = f"{path}: run {frame.loc[i, 'run']!r}"
             if "step" in frame.columns and col != "step":
-                where += f" step {frame.loc[i, 'step']!r}"
+                step = frame.loc[i, "step"]
+                where += f" step {step.item() if hasattr(step, 'item') else step!r}"
             _number(value, f"{where}: column '{col}'")
 
 
