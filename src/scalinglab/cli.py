@@ -10,6 +10,7 @@ Bad input raises :class:`scalinglab.errors.InputError`; :func:`main` prints its 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
@@ -44,13 +45,7 @@ def _register_subsystems() -> None:
 
     fitting_cli.register(app, bench_app)
     for module in ("scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue  # subsystem not built yet
-            raise
-        mod.register(app, bench_app)
+        importlib.import_module(module).register(app, bench_app)
 
 
 _register_subsystems()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from scalinglab.quant.calibrate import ChannelStats
-from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.config import OUTLIER_THRESHOLD, QuantConfig
 from scalinglab.quant.llm_int8 import llm_int8_linear
 from scalinglab.quant.outliertune import outliertune_linear, symmetrization_shift
 from scalinglab.quant.primitives import amax_to_scale, error_bound, qmax_for_bits
@@ -37,7 +37,7 @@ def _data(shape, seed=0):
     return x, w, b
 
 
-def _stats(x, threshold=6.0):
+def _stats(x, threshold=OUTLIER_THRESHOLD):
     st = ChannelStats(x.shape[1], threshold)
     st.update(x)
     return st
@@ -71,7 +71,7 @@ def _run(method, bits, x, w, b):
     if method == "llm.int8":
         st = _stats(x)
         lin = llm_int8_linear(w, b, st, QuantConfig(method="llm.int8"))
-        outl = (x.abs() >= 6.0).any(0)
+        outl = (x.abs() >= OUTLIER_THRESHOLD).any(0)
         xr = x.masked_fill(outl, 0)
         x_step = amax_to_scale(xr.abs().amax(1, keepdim=True), 127) * (~outl)  # outlier columns: exact
         _, sw = quantize_weight(w, 8)

@@ -23,11 +23,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.core.extending import intrinsic
 
-from scalinglab.fitting.optimize import (  # one set of line-search constants
-    ARMIJO_C1,
-    MAX_BACKTRACKS,
-    WOLFE_C2,
-)
+from scalinglab.fitting.linesearch import ARMIJO_C1, MAX_BACKTRACKS, WOLFE_C2  # shared with optimize.py
 
 P = 5  # a, b, e, alpha, beta
 # Sums may be reordered (so the per-point loop runs in SIMD lanes) and a·b + c fused; no flag that

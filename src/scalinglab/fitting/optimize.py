@@ -16,12 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from scalinglab.fitting.linesearch import ARMIJO_C1, MAX_BACKTRACKS, MEMORY, WOLFE_C2
 from scalinglab.fitting.objective import HuberObjective
-
-MEMORY = 10  # L-BFGS history pairs (scipy's default)
-ARMIJO_C1 = 1e-4
-MAX_BACKTRACKS = 40
-WOLFE_C2 = 0.9  # curvature condition of the weak Wolfe line search
 
 
 @dataclass(frozen=True)

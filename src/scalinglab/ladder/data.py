@@ -44,7 +44,7 @@ from scalinglab.errors import InputError
 from scalinglab.jsonl import iter_objects
 from scalinglab.ladder.synthetic import MarkovConfig, MarkovSource
 
-__all__ = ["CorpusConfig", "Corpus", "load_corpus", "load_text", "shakespeare_text", "cache_dir"]
+__all__ = ["CorpusConfig", "Corpus", "load_corpus", "load_text", "shakespeare_text", "cache_dir", "train_tokenizer"]
 
 KINDS = ("synthetic", "shakespeare", "text")
 SPLIT_BLOCK = 4096  # tokens per split block: long enough that windows rarely straddle train and validation
@@ -165,15 +165,18 @@ def shakespeare_text() -> str:
 
 
 # --------------------------------------------------------------------------------------------- tokenizers
-def train_tokenizer(text: str, vocab_size: int):
-    """Byte-level BPE (GPT-2 style pre-tokenization) trained on ``text``; vocab_size=256 → bytes only."""
+def train_tokenizer(text: str, vocab_size: int, special_tokens: tuple[str, ...] = ()):
+    """Byte-level BPE (GPT-2 style pre-tokenization) trained on ``text``; vocab_size=256 → bytes only.
+
+    ``special_tokens`` (e.g. ``("<|endoftext|>",)``) take the first ids, before the 256 byte symbols.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False, special_tokens=[])
+                                  show_progress=False, special_tokens=list(special_tokens))
     tok.train_from_iterator([text[i:i + CHUNK] for i in range(0, len(text), CHUNK)], trainer)
     return tok
 

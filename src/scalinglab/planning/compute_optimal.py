@@ -12,6 +12,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 from scalinglab.errors import InputError
+from scalinglab.fitting.bootstrap import percentile_ci
 from scalinglab.fitting.result import FitResult
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
@@ -63,8 +64,7 @@ def _optimal_rows(law: Law, theta: np.ndarray, flops: float) -> tuple[np.ndarray
 
 
 def _interval(values: np.ndarray, level: float) -> list[float]:
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(values, [tail, 100 - tail])
+    lo, hi = percentile_ci(np.asarray(values, dtype=float), level)
     return [float(lo), float(hi)]
 
 

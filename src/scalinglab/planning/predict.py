@@ -7,6 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from scalinglab.errors import InputError
+from scalinglab.fitting.bootstrap import percentile_ci
 from scalinglab.fitting.result import FitResult
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
@@ -42,8 +43,7 @@ def predict(fit: FitResult, inputs: Mapping[str, float | np.ndarray]) -> dict:
     samples = theta_samples(law, fit)
     if samples is not None:
         boot = np.exp(log_loss_batch(law, samples, inputs))
-        tail = 100 * (1 - fit.bootstrap.level) / 2
-        lo, hi = np.nanpercentile(boot, [tail, 100 - tail], axis=0)
+        lo, hi = percentile_ci(boot, fit.bootstrap.level)
         out["interval"] = [_num(lo), _num(hi)]
         out["level"] = fit.bootstrap.level
     out["extrapolation"] = {k: float(np.max(np.asarray(v, float)) / fit.inputs[k][1])

@@ -18,7 +18,6 @@ from torch import nn
 from scalinglab.errors import InputError
 from scalinglab.quant.calibrate import ChannelStats, calibrate, linear_weight
 from scalinglab.quant.config import QuantConfig
-from scalinglab.quant.linear import QuantLinear
 from scalinglab.quant.llm_int8 import llm_int8_linear
 from scalinglab.quant.outliertune import outliertune_linear, symmetrization_shift, symmetrize_
 from scalinglab.quant.rtn import rtn_linear
@@ -157,7 +156,3 @@ def _scaled(st: ChannelStats, s: torch.Tensor) -> ChannelStats:
     out.max, out.min = st.max / s, st.min / s
     out.outlier_tokens, out.tokens_touched, out.tokens = st.outlier_tokens, st.tokens_touched, st.tokens
     return out
-
-
-def quantized_modules(model: nn.Module) -> dict[str, QuantLinear]:
-    return {n: m for n, m in model.named_modules() if isinstance(m, QuantLinear)}

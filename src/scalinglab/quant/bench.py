@@ -18,7 +18,7 @@ import torch
 from torch.nn.functional import linear as f
 
 from scalinglab.quant.calibrate import ChannelStats
-from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.config import OUTLIER_THRESHOLD, QuantConfig
 from scalinglab.quant.evaluate import tensor_bytes
 from scalinglab.quant.llm_int8 import llm_int8_linear
 from scalinglab.quant.rtn import rtn_linear
@@ -69,7 +69,7 @@ def _peers():
         import bitsandbytes as bnb
 
         def make_bnb(lin):
-            m = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, has_fp16_weights=False, threshold=6.0)
+            m = bnb.nn.Linear8bitLt(lin.in_features, lin.out_features, has_fp16_weights=False, threshold=OUTLIER_THRESHOLD)
             m.load_state_dict(lin.state_dict())
             return m.to("cpu")
 
@@ -152,7 +152,7 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS) -> l
                 "LLM.int8": lambda x=x, mod=int8: mod(x),
             }
             t = {**_time_all(fns), **peer_times[(d, m)]}
-            n_seen = int((x.abs() >= 6.0).any(0).sum())
+            n_seen = int((x.abs() >= OUTLIER_THRESHOLD).any(0).sum())
             row = {"d": d, "M": m, **{f"{k}_ms": 1e3 * v for k, v in t.items()}, "outlier_cols": n_seen,
                    "w8a8_vs_bf16": t["bf16"] / t["W8A8"], "w8a8_vs_fp32": t["fp32"] / t["W8A8"],
                    "int8_vs_bf16": t["bf16"] / t["LLM.int8"], "mem_ratio_w8a8": mem["W8A8"],

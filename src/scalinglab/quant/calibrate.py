@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from scalinglab.quant.config import OUTLIER_THRESHOLD
+
 __all__ = ["ChannelStats", "calibrate", "linear_weight"]
 
 
@@ -22,7 +24,7 @@ class ChannelStats:
     """Running per-input-channel statistics of one linear's input X (tokens × K)."""
 
     k: int
-    threshold: float = 6.0
+    threshold: float = OUTLIER_THRESHOLD
     max: torch.Tensor = field(init=False)
     min: torch.Tensor = field(init=False)
     outlier_tokens: torch.Tensor = field(init=False)  # tokens with |x_j| ≥ threshold, per channel
@@ -61,7 +63,7 @@ def linear_weight(module: nn.Module) -> torch.Tensor:
 
 @torch.no_grad()
 def calibrate(model: nn.Module, targets: dict[str, nn.Module], batches: Iterable[torch.Tensor],
-              forward: Callable[[nn.Module, torch.Tensor], torch.Tensor], threshold: float = 6.0
+              forward: Callable[[nn.Module, torch.Tensor], torch.Tensor], threshold: float = OUTLIER_THRESHOLD
               ) -> dict[str, ChannelStats]:
     """Run ``forward(model, batch)`` on every batch and return input statistics for each target."""
     stats = {name: ChannelStats(linear_weight(m).shape[1], threshold) for name, m in targets.items()}

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import typer
 
+from scalinglab.quant.config import OUTLIER_THRESHOLD
+
 __all__ = ["register"]
 
 
@@ -26,7 +28,7 @@ def quantize_cmd(
     n_seqs: int = typer.Option(128, "--calib-seqs", help="Calibration sequences (DESIGN §4: 128–512)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Tokens per sequence (0: the model's context)."),
     alpha: float = typer.Option(0.5, "--alpha", help="SmoothQuant migration strength."),
-    threshold: float = typer.Option(6.0, "--threshold", help="LLM.int8 outlier magnitude."),
+    threshold: float = typer.Option(OUTLIER_THRESHOLD, "--threshold", help="LLM.int8 outlier magnitude."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="rtn: per-tensor weight and activation scales."),
     analyze: bool = typer.Option(False, "--analyze", help="Print the per-layer outlier table."),
 ) -> None:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from scalinglab.kernels import int8_matmul as K
+from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.primitives import qmax_for_bits
 
 __all__ = ["ACT_MODES", "QuantLinear"]
@@ -34,7 +35,7 @@ class QuantLinear(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, act: str, bits_w: int = 8, bits_a: int = 8,
-                 n_outlier_cols: int = 0, threshold: float = 6.0):
+                 n_outlier_cols: int = 0, threshold: float = OUTLIER_THRESHOLD):
         super().__init__()
         if act not in ACT_MODES:
             raise ValueError(f"act must be one of {ACT_MODES}, got {act!r}")
@@ -60,7 +61,7 @@ class QuantLinear(nn.Module):
         n, k = w_q.shape
         outlier_cols = act_params.get("outlier_cols")
         n_out = 0 if outlier_cols is None else int(outlier_cols.numel())
-        m = cls(k, n, act, bits_w, bits_a, n_out, act_params.get("threshold", 6.0))
+        m = cls(k, n, act, bits_w, bits_a, n_out, act_params.get("threshold", OUTLIER_THRESHOLD))
         m.w_t = w_q.t().contiguous()
         m.w_scale = w_scale.reshape(-1).float().contiguous().clone()
         if bias is not None:

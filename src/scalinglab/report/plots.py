@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.atomic import atomic_write
+from scalinglab.fitting.bootstrap import percentile_ci
 from scalinglab.fitting.result import FitResult
 from scalinglab.laws.registry import get_law
 from scalinglab.planning.predict import log_loss_batch, theta_samples
@@ -53,8 +54,8 @@ def plot_fit(fit: FitResult, table: pd.DataFrame, path: str | Path, held: pd.Dat
         ax.plot(c_grid, _frontier(law, theta, c_grid)[0], "k-", lw=1.5, label="compute-optimal L*(C)")
         if samples is not None:
             band = _frontier(law, samples, c_grid)
-            lo, hi = np.nanpercentile(band, [2.5, 97.5], axis=0)
-            ax.fill_between(c_grid, lo, hi, color="k", alpha=0.15, label="95% bootstrap band")
+            lo, hi = percentile_ci(band, fit.bootstrap.level)  # the fit's --level
+            ax.fill_between(c_grid, lo, hi, color="k", alpha=0.15, label=f"{fit.bootstrap.level:.0%} bootstrap band")
         ax.set_xlabel("compute C = 6ND (FLOPs)")
         axr.set_xlabel("compute C (FLOPs)")
         xr = x
