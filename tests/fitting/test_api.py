@@ -87,3 +87,15 @@ def test_bootstrap_reproducible_across_thread_counts():
     a = fit(table, "chinchilla", bootstrap=120, seed=3, jobs=1)
     b = fit(table, "chinchilla", bootstrap=120, seed=3, jobs=2)
     np.testing.assert_allclose(a.samples_matrix(), b.samples_matrix(), rtol=1e-12)
+
+
+def test_config_and_law_must_agree():
+    from scalinglab.fitting.api import FitConfig
+
+    table = chinchilla_grid(5, 5, noise=0.0, seed=0)
+    with pytest.raises(InputError, match="law 'kaplan' disagrees with config.law 'chinchilla'"):
+        fit(table, "kaplan", config=FitConfig(law="chinchilla"))
+    # The config's law is honoured when no law is given; keyword overrides apply on top of a config.
+    r = fit(table, config=FitConfig(law="chinchilla", huber_delta=1e-2), huber_delta=1e-3)
+    assert r.law == "chinchilla" and r.huber_delta == 1e-3
+    assert r.params["alpha"] == pytest.approx(CHINCHILLA_PUBLISHED["alpha"], rel=1e-3)

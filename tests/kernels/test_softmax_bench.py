@@ -1,12 +1,15 @@
-"""The softmax benchmark produces its table (tiny shapes here; the real run is benchmarks/softmax.py)."""
+"""The softmax benchmark: every timed method computes the softmax, and its table's rates and ratios follow from
+the measured times (tiny shapes here; the real run is benchmarks/softmax.py)."""
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from scalinglab.cli import app
 from scalinglab.kernels import softmax_bench
 from scalinglab.kernels.softmax_bench import (
+    Row,
     cache_label,
     cache_sizes,
     format_cross_entropy,
@@ -18,14 +21,41 @@ from scalinglab.kernels.softmax_bench import (
 )
 
 
-def test_table_has_every_method_and_the_ratios():
-    rows = run_softmax(((2, 300),), reps=1)
-    assert {r.method for r in rows} >= {"two-pass", "online", "three-pass-reload", "three-pass-recompute",
-                                         "scipy.special.softmax", "numpy exp/sum", "torch.softmax"}
-    assert all(r.seconds > 0 and r.elements_per_s > 0 for r in rows)
-    text = format_softmax(rows, copy_gbs=10.0)
-    assert "copy bandwidth" in text and "vs three-pass-reload" in text and "%copy" in text
-    assert {"two-pass +alloc", "torch.softmax +alloc"} <= {r.method for r in rows}
+def test_every_benchmarked_method_computes_the_softmax():
+    # The table compares like with like only if every timed callable returns the same softmax.
+    import numpy as np
+
+    from scalinglab.kernels.softmax_bench import _methods
+
+    x = (np.random.default_rng(3).standard_normal((3, 517)) * 4).astype(np.float32)
+    ref = np.exp(x.astype(np.float64) - x.max(-1, keepdims=True))
+    ref /= ref.sum(-1, keepdims=True)
+    methods = _methods(x)
+    assert set(methods) == {"two-pass", "online", "three-pass-reload", "three-pass-recompute", "two-pass +alloc",
+                            "scipy.special.softmax", "numpy exp/sum", "torch.softmax", "torch.softmax +alloc"}
+    for name, fn in methods.items():
+        y = np.asarray(fn())
+        np.testing.assert_allclose(y, ref, rtol=2e-5, atol=1e-7, err_msg=name)
+
+
+def test_rows_and_ratios_follow_from_the_timings():
+    shape = (2, 300)
+    rows = run_softmax((shape,), reps=1)
+    nbytes = 4 * shape[0] * shape[1]
+    for r in rows:
+        assert r.elements_per_s == pytest.approx(shape[0] * shape[1] / r.seconds)
+        assert r.eff_gbs == pytest.approx(2 * nbytes / r.seconds / 1e9)
+        traffic = softmax_bench.TRAFFIC.get(r.method)
+        assert r.traffic_gbs == (pytest.approx(traffic * nbytes / r.seconds / 1e9) if traffic else None)
+    # The speed-up line is the ratio of the medians: known timings give known text.
+    secs = {"two-pass": 1.0, "three-pass-reload": 1.5, "three-pass-recompute": 1.25, "online": 2.0,
+            "scipy.special.softmax": 4.0, "numpy exp/sum": 3.0, "torch.softmax": 0.5, "torch.softmax +alloc": 0.9,
+            "two-pass +alloc": 1.8}
+    known = [Row(shape, m, t, 1.0, 1.0, 3.0 if m == "two-pass" else None) for m, t in secs.items()]
+    text = format_softmax(known, copy_gbs=10.0, caches={})
+    assert ("×1.50 vs three-pass-reload, ×1.25 vs recompute, ×2.00 vs online, ×4.00 vs scipy, ×3.00 vs numpy, "
+            "×0.50 vs torch (+alloc both: ×0.50)") in text
+    assert " 30%" in text  # two-pass traffic 3 GB/s of a 10 GB/s copy
 
 
 def test_cache_labels_and_targets_text():
@@ -36,8 +66,6 @@ def test_cache_labels_and_targets_text():
     assert cache_label((1, 10_000_000), 4, caches).startswith("out of cache")
     assert cache_label((1, 10), 4, {}) == "cache sizes unknown"
     assert all(v > 0 for v in cache_sizes().values())
-    from scalinglab.kernels.softmax_bench import Row
-
     names = ["two-pass", "three-pass-reload", "scipy.special.softmax", "torch.softmax", "torch.softmax +alloc", "two-pass +alloc"]
     secs = [1.0, 1.5, 3.0, 0.5, 0.6, 1.2]
     rows = [Row((1, 10_000_000), m, t, 1e7 / t, 0.08 / t, 0.12 / t) for m, t in zip(names, secs, strict=True)]
@@ -67,8 +95,11 @@ def test_round_robin_shuffles_the_order(monkeypatch):
 
 
 def test_cross_entropy_table():
-    text = format_cross_entropy(run_cross_entropy(((16, 64),), reps=1))
-    assert "16" in text and "speed-up" in text
+    results = run_cross_entropy(((16, 64),), reps=1)
+    assert [shape for shape, *_ in results] == [(16, 64)] and all(t > 0 for _, *ts in results for t in ts)
+    text = format_cross_entropy([((16, 64), 0.002, 0.003), ((512, 32_000), 0.010, 0.005)])
+    assert "    16      64    2.000ms    3.000ms     1.50×" in text
+    assert "   512   32000   10.000ms    5.000ms     0.50×" in text
 
 
 def test_cli_registers_bench_softmax():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,16 +66,24 @@ def _progress_bar(enabled: bool, total: int, label: str):
     return progress
 
 
-def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitConfig | None = None,
+def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConfig | None = None,
         columns=None, **kwargs) -> FitResult:
-    """Fit ``law`` to a run table (or a file path) and return a :class:`FitResult`.
+    """Fit ``law`` (default chinchilla) to a run table (or a file path) and return a :class:`FitResult`.
 
-    Keyword arguments override :class:`FitConfig` fields, e.g. ``fit(t, "chinchilla", bootstrap=200)``;
-    ``holdout`` may be given as text (``"largest-compute=3"``).
+    Keyword arguments override :class:`FitConfig` fields, e.g. ``fit(t, "chinchilla", bootstrap=200)``, also
+    those of a given ``config``; ``holdout`` may be given as text (``"largest-compute=3"``). A ``law`` that
+    names another law than ``config.law`` is an :class:`InputError` (neither silently wins).
     """
+    from scalinglab.errors import InputError
+
     if isinstance(kwargs.get("holdout"), str):
         kwargs["holdout"] = parse_holdout(kwargs["holdout"])
-    config = config or FitConfig(law=law, **kwargs)
+    if config is None:
+        config = FitConfig(law=law or "chinchilla", **kwargs)
+    else:
+        if law is not None and get_law(law).name != get_law(config.law).name:
+            raise InputError(f"fit: law {law!r} disagrees with config.law {config.law!r}; give one of them")
+        config = replace(config, **kwargs)
     the_law = get_law(config.law)
     table = read_runs(data, columns) if isinstance(data, str | Path) else data
     source = str(table.attrs.get("source", data if isinstance(data, str | Path) else "table"))
