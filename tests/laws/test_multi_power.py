@@ -34,7 +34,7 @@ def test_cell_edges_grow_geometrically():
 
 @pytest.mark.parametrize(
     ("kind", "tol"),
-    [("constant", 1e-12), ("cosine", 3e-5), ("wsd", 5e-5), ("step9", 5e-4), ("cyclic", 3e-4)],
+    [("constant", 1e-12), ("cosine", 3e-5), ("wsd", 5e-5), ("step9", 5e-5), ("cyclic", 5e-5)],
     ids=["constant", "cosine", "wsd-exponential", "two-stage-drop", "cyclic-non-monotone"],
 )
 def test_compressed_loss_drop_matches_per_step_sum(kind, tol):
@@ -102,3 +102,20 @@ def test_repository_convention_matches_the_authors_formula(name):
     late = table["step"].to_numpy()[::8] > 8000
     np.testing.assert_allclose(got[late], np.array(ref)[late], rtol=1e-4)
     np.testing.assert_allclose(got, ref, rtol=1e-3)
+
+
+@pytest.mark.parametrize("size", ["25", "400"])
+@pytest.mark.parametrize("name", ["wsdcon_3", "wsdcon_9", "wsdcon_18", "wsdld_20000_24000"])
+def test_compressed_sum_meets_its_bound_on_the_bundled_step_drops(name, size):
+    # The logged two-stage drops are rebuilt as 64–128-step ramps: distance cells alone missed LD there by
+    # up to 2.3e-3 and did not converge as cells shrank; cells split inside the drop meet the 5e-5 bound.
+    table = _read(size, [name])
+    law = MultiPower()
+    x = _x(law, table)
+    c = reconstruct(table["run"].to_numpy(), table["step"].to_numpy(), table["lr"].to_numpy())[0]
+    p = TRUTH
+    t_pos = c.index(c.steps)[::3]
+    exact = np.array([exact_loss_drop(c.eta, t, p["B"], p["C"], p["beta"], p["gamma"]) for t in t_pos])
+    got = _loss_drop(law, p, x)[c.rows][::3]
+    assert np.abs(got - exact).max() < 5e-5
+    assert np.abs(exact).max() > 0.05  # the drop is large: the bound is not met trivially

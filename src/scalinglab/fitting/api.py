@@ -12,7 +12,7 @@ import pandas as pd
 
 from scalinglab.fitting.bootstrap import bootstrap, percentile_ci
 from scalinglab.fitting.diagnostics import diagnose
-from scalinglab.fitting.objective import HUBER_DELTA, HuberObjective
+from scalinglab.fitting.objective import HUBER_DELTA, HuberObjective, auto_delta, parse_delta
 from scalinglab.fitting.optimize import distinct_optima, multistart
 from scalinglab.fitting.result import Bootstrap, FitResult
 from scalinglab.fitting.validate import Holdout, parse_holdout, score, split
@@ -27,7 +27,7 @@ BOOT_EXTRA_STARTS = 3  # besides the full-data optimum, each replicate also star
 @dataclass(frozen=True)
 class FitConfig:
     law: str = "chinchilla"
-    huber_delta: float = HUBER_DELTA
+    huber_delta: float | str = HUBER_DELTA  # or "auto": 1.345 × MAD of a first (δ = 1e-3) fit's residuals
     bootstrap: int = 0
     level: float = 0.95
     holdout: Holdout | None = None
@@ -38,8 +38,7 @@ class FitConfig:
     def __post_init__(self):
         from scalinglab.errors import InputError
 
-        if not self.huber_delta > 0:
-            raise InputError(f"--huber-delta: {self.huber_delta} must be > 0")
+        object.__setattr__(self, "huber_delta", parse_delta(self.huber_delta))
         if self.bootstrap < 0:
             raise InputError(f"--bootstrap: {self.bootstrap} must be >= 0")
         if not 0 < self.level < 1:
@@ -97,15 +96,22 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
 
     x = the_law.prepare(_inputs(the_law, table))
     loss = table["loss"].to_numpy(dtype=float)
-    obj = HuberObjective(the_law, x, loss, config.huber_delta)
     bounds = the_law.bounds()
     bounds_arg = None if all(b == (None, None) for b in bounds) else bounds
     starts = the_law.init_grid()
+    delta, auto = config.huber_delta, None
+    if delta == "auto":  # first fit at the published δ, then δ from its residuals and a second fit
+        first = multistart(HuberObjective(the_law, x, loss, HUBER_DELTA), starts, bounds=bounds_arg)
+        residuals = the_law.log_predict(first.theta[None, :], x)[0] - np.log(loss)
+        delta = auto_delta(residuals)
+        auto = {"rule": "1.345 x normalised MAD of the residuals of a delta=1e-3 fit", "delta": delta,
+                "first_fit_delta": HUBER_DELTA}
+    obj = HuberObjective(the_law, x, loss, delta)
     best = multistart(obj, starts, bounds=bounds_arg)
 
     result = FitResult(
         law=the_law.name, formula=the_law.formula, params=the_law.to_public(best.theta),
-        objective=best.objective, n_points=len(table), huber_delta=config.huber_delta,
+        objective=best.objective, n_points=len(table), huber_delta=delta,
         theta=best.theta.tolist(), starts=best.starts, data_source=source,
         inputs={c: [float(table[c].min()), float(table[c].max())] for c in ("params", "tokens", "flops")
                 if c in table.columns},
@@ -121,7 +127,7 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
         with bar as progress:
             task = progress.add_task("bootstrap", total=config.bootstrap) if progress else None
             theta_b, f_b = bootstrap(
-                the_law.name, x, loss, config.huber_delta, groups, boot_starts, bounds_arg, config.bootstrap,
+                the_law.name, x, loss, delta, groups, boot_starts, bounds_arg, config.bootstrap,
                 seed=config.seed, jobs=config.jobs,
                 progress=(lambda k: progress.advance(task, k)) if progress else None,
             )
@@ -141,6 +147,8 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
 
     result.diagnostics = diagnose(the_law, best.theta, x, {c: table[c].to_numpy() for c in ("params", "tokens", "flops")
                                                            if c in table.columns}, theta_samples)
+    if auto is not None:
+        result.diagnostics["huber_delta_auto"] = auto
     if held is not None:
         predicted = the_law.predict(result.params, _inputs(the_law, held))
         result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}", **score(predicted, held["loss"].to_numpy()),

@@ -17,7 +17,9 @@ def fit_cmd(
     data: Annotated[Path, typer.Argument(help="Runs: CSV, TSV, JSONL, Parquet, or a run store (.db).")],
     law: LawOpt = "chinchilla",
     columns: Annotated[str, typer.Option(help='Map canonical names to yours: params="Model Size",loss=final')] = "",
-    huber_delta: Annotated[float, typer.Option(help="Huber δ on log-loss residuals.")] = 1e-3,
+    huber_delta: Annotated[str, typer.Option(
+        help="Huber δ on log-loss residuals: a number (1e-3 is the published convention), or 'auto' = 1.345 × "
+        "the MAD of a first fit's residuals (intervals with nominal coverage).")] = "1e-3",
     bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates (resample runs, refit); 0 = none.")] = 0,
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     holdout: Annotated[str, typer.Option(help="Extrapolation check: largest-compute=K holds out K points.")] = "",
