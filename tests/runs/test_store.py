@@ -166,6 +166,7 @@ def test_leases_claim_heartbeat_takeover(tmp_path, monkeypatch):
     import sys
     import time
 
+    import scalinglab.runs.lease as lease_mod
     import scalinglab.runs.store as store_mod
 
     path = fill(tmp_path / "runs.db")
@@ -177,13 +178,13 @@ def test_leases_claim_heartbeat_takeover(tmp_path, monkeypatch):
         assert store.claim("c", me) == "held"  # a live lease on another host
         assert not store.heartbeat("c", me) and store.heartbeat("c", other)
         # Stale: no heartbeat for LEASE_TIMEOUT_S.
-        monkeypatch.setattr(store_mod, "LEASE_TIMEOUT_S", 0.05)
+        monkeypatch.setattr(lease_mod, "LEASE_TIMEOUT_S", 0.05)
         time.sleep(0.1)
         assert store.lease_state("c") == "free"
         assert store.claim("c", me) == "claimed"
         assert not store.heartbeat("c", other)  # the old owner learns it lost the lease
         assert not store.release("c", "done", other) and store.get("c")["status"] == "running"
-        monkeypatch.setattr(store_mod, "LEASE_TIMEOUT_S", 30.0)
+        monkeypatch.setattr(lease_mod, "LEASE_TIMEOUT_S", 30.0)
         # Stale: the owner is a process of this host that no longer exists.
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
         dead_owner = (me[0], int(dead.stdout))

@@ -13,7 +13,8 @@ __all__ = ["status_lines"]
 
 def status_lines(store_path: str | Path) -> list[str]:
     """Header, one line per run (status, N, D target, evaluations, last loss), then counts by status."""
-    from scalinglab.runs.store import RunStore, lease_live
+    from scalinglab.runs.lease import lease_live
+    from scalinglab.runs.store import RunStore
 
     path = Path(store_path)
     with RunStore(path, readonly=True) as store:

@@ -25,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from scalinglab.runs.store import HEARTBEAT_S, RunStore, this_owner
+from scalinglab.runs.lease import HEARTBEAT_S, this_owner
+from scalinglab.runs.store import RunStore
 
 __all__ = ["init_worker", "parent_gone", "job_running", "Lease", "WATCH_POLL_S", "GRACE_S"]
 

@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -57,13 +55,12 @@ from pathlib import Path
 import pandas as pd
 
 from scalinglab.errors import InputError
+from scalinglab.runs.lease import HEARTBEAT_S, LEASE_TIMEOUT_S, lease_live, this_owner
 
 __all__ = ["RunStore", "load_run_table", "STATUSES", "LEASE_TIMEOUT_S", "HEARTBEAT_S", "this_owner"]
 
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_MS = 60_000  # workers wait this long for another writer's transaction
-HEARTBEAT_S = 2.0  # a training worker renews its lease this often
-LEASE_TIMEOUT_S = 30.0  # a lease not renewed for this long may be taken over (15 missed heartbeats)
 APPLICATION_ID = 0x53434C42  # "SCLB" in the SQLite header: marks a file as a scalinglab store
 
 RUN_COLUMNS = ("run", "group", "status", "config", "params", "params_total", "flops_per_token", "tokens_target",
@@ -117,34 +114,6 @@ def _ident(name: str, allowed: tuple[str, ...]) -> str:
     if name not in allowed:
         raise ValueError(f"unknown column {name!r}; expected one of {', '.join(allowed)}")
     return '"' + name.replace('"', '""') + '"'
-
-
-def this_owner() -> tuple[str, int]:
-    """The lease owner this process claims as: (host name, process id)."""
-    return socket.gethostname(), os.getpid()
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    try:  # a zombie (killed, not yet reaped) holds its pid but runs nothing
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] not in "ZX"
-    except (OSError, ValueError, IndexError):
-        return True
-
-
-def lease_live(owner_host, owner_pid, heartbeat, now: float | None = None) -> bool:
-    """Whether a ``running`` row's lease still holds: renewed within LEASE_TIMEOUT_S by a live owner."""
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (owner_host, owner_pid, heartbeat)):
-        return False
-    if (time.time() if now is None else now) - float(heartbeat) > LEASE_TIMEOUT_S:
-        return False
-    return owner_host != socket.gethostname() or _process_alive(int(owner_pid))
 
 
 class RunStore:
