@@ -46,6 +46,20 @@ class FitConfig:
             raise InputError(f"--level: {self.level} must be between 0 and 1")
 
 
+def _check_fitted(law: Law, theta: np.ndarray, source: str) -> None:
+    """Refuse a best fit that is not a fit: non-finite, or a decay exponent below zero (loss rising with scale)."""
+    from scalinglab.errors import InputError
+
+    public = law.to_public(theta)
+    if not np.all(np.isfinite(theta)) or not all(np.isfinite(v) for v in public.values()):
+        raise InputError(f"{source}: the {law.name} fit did not converge to finite parameters ({public})")
+    rising = [n for n in law.exponents if public[n] < 0]
+    if rising:
+        n = rising[0]
+        raise InputError(f"{source}: the best {law.name} fit has {n} = {public[n]:.3g} < 0, i.e. loss rising with "
+                         "scale; these data do not follow the law (check the loss column and the units)")
+
+
 def _inputs(law: Law, table: pd.DataFrame) -> dict[str, np.ndarray]:
     return {c: table[c].to_numpy() for c in law.inputs}
 
@@ -80,12 +94,12 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
     table = read_runs(data, columns) if isinstance(data, str | Path) else data
     source = str(table.attrs.get("source", data if isinstance(data, str | Path) else "table"))
     needed = (*the_law.inputs, "loss")
-    table = validate(table, needed, source, min_points=the_law.n_params + 1)
+    table = validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params)
 
     held = None
     if config.holdout:
         table, held = split(table, config.holdout, source)
-        validate(table, needed, source, min_points=the_law.n_params + 1)
+        validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params)
 
     x = the_law.prepare(_inputs(the_law, table))
     loss = table["loss"].to_numpy(dtype=float)
@@ -94,6 +108,7 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
     bounds_arg = None if all(b == (None, None) for b in bounds) else bounds
     starts = the_law.init_grid()
     best = multistart(obj, starts, bounds=bounds_arg)
+    _check_fitted(the_law, best.theta, source)
 
     result = FitResult(
         law=the_law.name, formula=the_law.formula, params=the_law.to_public(best.theta),
