@@ -44,6 +44,8 @@ class FitConfig:
             raise InputError(f"--bootstrap: {self.bootstrap} must be >= 0")
         if not 0 < self.level < 1:
             raise InputError(f"--level: {self.level} must be between 0 and 1")
+        if self.jobs is not None and self.jobs < 1:
+            raise InputError(f"--jobs: {self.jobs} must be >= 1 (or left out for all cores)")
 
 
 def _check_fitted(law: Law, theta: np.ndarray, source: str) -> None:
