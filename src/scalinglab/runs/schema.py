@@ -130,8 +130,10 @@ def _row(table: pd.DataFrame, i: int) -> int:
 
 def _number(value) -> float | str:
     """A cell as a float, or the reason it is not a finite number (for the one-line error)."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
+    if value is None:
         return "is empty; a number is required"
+    if isinstance(value, float | np.floating) and np.isnan(value):
+        return "is empty or NaN; a finite number is required"
     if isinstance(value, bool | np.bool_):
         return f"{value!r} is a boolean, not a number"
     if isinstance(value, pd.Timedelta | np.timedelta64 | pd.Timestamp | np.datetime64):
