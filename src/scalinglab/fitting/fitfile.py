@@ -78,8 +78,8 @@ def check_law_params(law: Law, params: Any, theta: Any, where: str) -> None:
         from_params = np.asarray(law.from_public(params), dtype=float)
     bad = ~np.isfinite(from_params)
     if bad.any():
-        raise InputError(f"{where}: params.{names[int(np.flatnonzero(bad)[0])]} is outside the law's range "
-                         "(a scale such as A, B or E must be > 0)")
+        raise InputError(f"{where}: 'params' are outside the law's range ({law.param_names[int(np.flatnonzero(bad)[0])]} "
+                         "is not finite; scales such as A, B and E must be > 0)")
     if not np.allclose(from_params, np.asarray(theta, dtype=float), rtol=AGREE_RTOL, atol=AGREE_ATOL):
         i = int(np.argmax(np.abs(from_params - np.asarray(theta, dtype=float))))
         raise InputError(f"{where}: 'params' and 'theta' disagree ({law.param_names[i]}: {from_params[i]:g} from "

@@ -72,7 +72,9 @@ class FitResult:
         law = check_fit_dict(data, str(path))
         boot = data.pop("bootstrap", None)
         known = {f for f in cls.__dataclass_fields__}
-        result = cls(**{k: v for k, v in data.items() if k in known and v is not None})
+        # Fields predict and plan do not use may be absent from a hand-written file.
+        defaults = {"formula": law.formula, "objective": math.nan, "n_points": 0, "huber_delta": math.nan}
+        result = cls(**{**defaults, **{k: v for k, v in data.items() if k in known and v is not None}})
         result.law = law.name
         result.params = {k: float(result.params[k]) for k in law.public_names}
         result.theta = [float(v) for v in result.theta]
