@@ -131,6 +131,8 @@ def load_checked_weights(model: nn.Module, path: Path, optional=lambda key: Fals
                 if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                     raise InputError(f"{path}: tensor {key!r} holds NaN or infinite values")
                 tensors[key] = t
+    except InputError:
+        raise
     except SafetensorError as exc:
         raise InputError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
     except (OSError, ValueError) as exc:
