@@ -11,9 +11,11 @@ does the same for the option parser's usage errors (a missing argument, ``--para
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
+import typer.main
 from rich.console import Console
 from rich.markup import escape
 
@@ -58,6 +60,12 @@ def _register_subsystems() -> None:
 _register_subsystems()
 
 
+@functools.cache
+def _command():
+    """The click command tree, built once per process (building it inspects every command's signature)."""
+    return typer.main.get_command(app)
+
+
 def _error_line(message: str) -> None:
     # escape(): a message quotes user text (a column name, a path), which rich must not read as markup.
     err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         from click import exceptions as click
 
     try:
-        code = app(args=argv, prog_name="scalinglab", standalone_mode=False)
+        code = _command().main(args=argv, prog_name="scalinglab", standalone_mode=False)
     except InputError as exc:
         _error_line(str(exc))
         sys.exit(EXIT_BAD_INPUT)

@@ -183,6 +183,45 @@ COLUMN_MAPS = {
 }
 
 
+def _store(tmp_path, table: str, column: str, value) -> str:
+    """A run store of the grid's runs (all done), then one numeric cell overwritten with ``value``."""
+    import sqlite3
+
+    from scalinglab.runs.store import RunStore
+
+    p = tmp_path / "runs.db"
+    with RunStore(p) as store:
+        for i, (n, d, loss) in enumerate(GRID.itertuples(index=False)):
+            run = f"r{i}"
+            store.register(run, config={}, params=int(n), params_total=int(n), flops_per_token=6 * n,
+                           tokens_target=int(d))
+            store.update(run, status="done")
+            store.add_metric(run, 1, int(d), 6 * n * d, float(loss))
+    db = sqlite3.connect(p)
+    db.execute(f'UPDATE {table} SET "{column}" = ? WHERE run = ?', (value, "r2"))
+    db.commit()
+    db.close()
+    return str(p)
+
+
+STORE_CELLS = {
+    # (table, column, value) → words the error must contain
+    "store-text-loss": (("metrics", "loss", "abc"), "'abc' is not a number"),
+    "store-text-params": (("runs", "params", "many"), "'many' is not a number"),
+    "store-text-tokens": (("metrics", "tokens", "n/a"), "'n/a' is not a number"),
+    "store-blob-flops": (("metrics", "flops", b"\x00\x01"), "not a number"),
+    "store-huge-text-params": (("runs", "params", "1" + "0" * 400), "not a finite number"),  # SQLite stores inf
+    "store-text-lr": (("runs", "lr", "fast"), "'fast' is not a number"),
+    "store-text-seed": (("runs", "seed", "zero"), "'zero' is not a number"),
+}
+
+
+@pytest.mark.parametrize("case", list(STORE_CELLS), ids=list(STORE_CELLS))
+def test_text_in_numeric_store_column_is_refused(tmp_path, case):
+    (table, column, value), needle = STORE_CELLS[case]
+    assert_refused(run_cli(["approaches", _store(tmp_path, table, column, value)]), needle)
+
+
 def _sqlite_other(tmp_path) -> str:
     import sqlite3
 
@@ -291,4 +330,5 @@ def test_any_jsonl_value_is_refused_or_read_exactly(tmp_path_factory, value, fie
             assert read_runs(p)[field].iloc[row - 1] == want
 
 
-CLASS_COUNT = len(CELL_CLASSES) + len(PARQUET_CLASSES) + len(STRUCTURE) + len(COLUMN_MAPS) + len(ACCEPTED_HEADERS)
+CLASS_COUNT = (len(CELL_CLASSES) + len(PARQUET_CLASSES) + len(STRUCTURE) + len(COLUMN_MAPS) + len(ACCEPTED_HEADERS)
+               + len(STORE_CELLS))

@@ -169,8 +169,9 @@ def demo_cmd(
 ) -> None:
     """Run the whole pipeline on embedded data: fit, intervals, forecast, plan, plot; then a small ladder."""
     from scalinglab.demo import run_demo
+    from scalinglab.paths import output_dir
 
-    run_demo(out, bootstrap=bootstrap, console=console, ladder=ladder)
+    run_demo(output_dir(out, "--out"), bootstrap=bootstrap, console=console, ladder=ladder)
 
 
 def bench_fit_cmd(

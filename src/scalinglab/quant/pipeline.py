@@ -65,7 +65,10 @@ def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int
     t0 = time.perf_counter()
     report = quantize_(model, cfg, batches, forward_logits)
     seconds = time.perf_counter() - t0
-    save_quantized(model, out, cfg.to_dict(), source_dir=model_dir)
+    try:
+        save_quantized(model, out, cfg.to_dict(), source_dir=model_dir)
+    except OSError as exc:
+        raise InputError(f"--out: cannot write {out} ({exc.strerror or type(exc).__name__})") from None
     summary = {"out": str(out), "method": cfg.method, "bits_w": cfg.bits_w, "bits_a": cfg.bits_a,
                "layers": report["n_quantized"], "calib_tokens": sum(b.numel() for b in batches),
                "seconds": round(seconds, 2), "weight_bytes_before": before[0], "weight_bytes": model_bytes(model),

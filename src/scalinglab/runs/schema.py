@@ -128,12 +128,13 @@ def _row(table: pd.DataFrame, i: int) -> int:
     return int(table.attrs.get("row_numbers", np.arange(1, len(table) + 1))[i])
 
 
+MISSING = "is empty or NaN; a number is required"
+
+
 def _number(value) -> float | str:
-    """A cell as a float, or the reason it is not a finite number (for the one-line error)."""
-    if value is None:
-        return "is empty; a number is required"
-    if isinstance(value, float | np.floating) and np.isnan(value):
-        return "is empty or NaN; a finite number is required"
+    """A cell as a float (NaN for an empty cell), or the reason it is not a number (for the one-line error)."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return np.nan  # missing: allowed in optional columns, refused by validate() where the consumer needs it
     if isinstance(value, bool | np.bool_):
         return f"{value!r} is a boolean, not a number"
     if isinstance(value, pd.Timedelta | np.timedelta64 | pd.Timestamp | np.datetime64):
@@ -151,7 +152,7 @@ def _number(value) -> float | str:
     if isinstance(value, str):
         text = value.strip()
         if not text:
-            return "is empty; a number is required"
+            return np.nan
         if text.lower() in ("true", "false"):
             return f"{_clip(value)!r} is a boolean, not a number"
         try:
@@ -173,8 +174,9 @@ def _clip(text: str, limit: int = 40) -> str:
 def coerce_numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
     """Convert numeric columns, naming the first row and field that is not a finite number.
 
-    Booleans, durations, dates, blanks, text such as ``'n/a'`` and integers beyond float range are
-    refused with the value as the file wrote it; nothing is read as NaN or infinity.
+    Booleans, durations, dates, text such as ``'n/a'`` or ``'nan'``, infinities and integers beyond float
+    range are refused with the value as the file wrote it. Empty cells become NaN: an optional column
+    may have gaps, and :func:`validate` refuses them in the columns a consumer needs.
     """
     table = table.copy()
     for col in NUMERIC:
@@ -184,7 +186,7 @@ def coerce_numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
         if pd.api.types.is_float_dtype(raw.dtype) or (pd.api.types.is_integer_dtype(raw.dtype)
                                                        and not pd.api.types.is_bool_dtype(raw.dtype)):
             arr = raw.to_numpy(dtype=float)
-            ok = np.isfinite(arr)
+            ok = ~np.isinf(arr)
             cells = raw.tolist()
         else:
             cells = raw.tolist()
@@ -214,7 +216,7 @@ def derive(table: pd.DataFrame, source: str) -> pd.DataFrame:
         table["params"] = table["flops"] / (FLOPS_PER_PARAM_TOKEN * table["tokens"])
     for col in ("params", "tokens", "flops"):
         if col in table.columns and col not in has:
-            bad = np.flatnonzero(~np.isfinite(table[col].to_numpy(dtype=float)))
+            bad = np.flatnonzero(np.isinf(table[col].to_numpy(dtype=float)))
             if bad.size:
                 i = int(bad[0])
                 given = ", ".join(f"{c}={table[c].iloc[i]:.6g}" for c in ("params", "tokens", "flops") if c in has)
@@ -238,6 +240,9 @@ def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_poin
             f"{found}; map other names with --columns {absent[0]}=NAME)"
         )
     for col in required:
+        gaps = np.flatnonzero(np.isnan(table[col].to_numpy(dtype=float)))
+        if gaps.size:
+            raise InputError(f"{source}: row {_row(table, int(gaps[0]))}, field '{col}': {MISSING}")
         if col in STRICTLY_POSITIVE:
             bad = np.flatnonzero(~(table[col].to_numpy(dtype=float) > 0))
             if bad.size:
