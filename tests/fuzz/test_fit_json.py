@@ -213,4 +213,25 @@ def test_any_edit_is_refused_or_predicts_what_the_file_says(tmp_path_factory, pa
         assert out.refused, out.describe()
 
 
-CLASS_COUNT = len(CLASSES) + len(RAW_CLASSES) + len(FLAGS) + 3
+CLASS_COUNT = len(CLASSES) + len(RAW_CLASSES) + len(FLAGS) + 3 + 2
+
+
+def test_rising_loss_is_not_returned_as_a_fit(tmp_path):
+    """Loss that grows with N and D gives negative exponents: refused, not written as a fit."""
+    import numpy as np
+    import pandas as pd
+
+    n = np.repeat(np.geomspace(1e7, 1e9, 4), 4)
+    d = np.tile(np.geomspace(1e9, 1e11, 4), 4)
+    p = tmp_path / "rising.csv"
+    pd.DataFrame({"params": n, "tokens": d, "loss": 1.5 + 1e-3 * n**0.3 + 1e-3 * d**0.2}).to_csv(p, index=False)
+    out = run_cli(["fit", p, "--out", tmp_path / "fit.json"])
+    assert_refused(out, "< 0", "rising")
+    assert not (tmp_path / "fit.json").exists()
+
+
+def test_too_few_rows_names_the_law_parameter_count(tmp_path):
+    p = tmp_path / "few.csv"
+    p.write_text("params,tokens,loss\n1e8,1e9,3\n2e8,1e9,2.9\n1e8,2e9,2.9\n2e8,2e9,2.8\n")
+    assert_refused(run_cli(["fit", p, "--law", "chinchilla"]), "the law has 5 parameters", "need at least 6 rows")
+    assert_refused(run_cli(["fit", p, "--law", "data-constrained"]), "unique_tokens")
