@@ -5,16 +5,20 @@ commands in their own module (``fitting/cli.py``, ``ladder/cli.py``, ``quant/cli
 ``kernels/cli.py``) and register them here, so this file only wires. Heavy libraries (torch, numba)
 are imported inside the commands that need them, so `scalinglab --help` and `fit` start fast.
 
-Bad input raises :class:`scalinglab.errors.InputError`; :func:`main` prints its one line and exits 2.
+Bad input raises :class:`scalinglab.errors.InputError`; :func:`main` prints its one line and exits 2, and
+does the same for the option parser's usage errors (a missing argument, ``--params abc``).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 
 import typer
+import typer.main
 from rich.console import Console
+from rich.markup import escape
 
 from scalinglab import __version__
 from scalinglab.errors import EXIT_BAD_INPUT, InputError
@@ -51,13 +55,44 @@ def _register_subsystems() -> None:
 _register_subsystems()
 
 
+@functools.cache
+def _command():
+    """The click command tree, built once per process (building it inspects every command's signature)."""
+    return typer.main.get_command(app)
+
+
+def _error_line(message: str) -> None:
+    # escape(): a message quotes user text (a column name, a path), which rich must not read as markup.
+    err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; turn InputError into one line on stderr and exit status 2."""
+    """Entry point: run the app; bad input (ours or the option parser's) → one line on stderr, exit status 2."""
+    try:  # typer >= 0.20 vendors click; older typer uses click itself
+        from typer._click import exceptions as click
+    except ImportError:
+        from click import exceptions as click
+
     try:
-        app(args=argv, prog_name="scalinglab", standalone_mode=True)
+        code = _command().main(args=argv, prog_name="scalinglab", standalone_mode=False)
     except InputError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error_line(str(exc))
         sys.exit(EXIT_BAD_INPUT)
+    except click.NoArgsIsHelpError as exc:
+        exc.show()  # a bare group name: its help, as before
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "scalinglab"
+        _error_line(f"{where}: {exc.format_message()} (see {where} --help)")
+        sys.exit(EXIT_BAD_INPUT)
+    except click.ClickException as exc:
+        _error_line(exc.format_message())
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _error_line("aborted")
+        sys.exit(1)
+    # Without standalone mode click returns the command's value, or the code of a typer.Exit.
+    sys.exit(code if isinstance(code, int) and not isinstance(code, bool) else 0)
 
 
 if __name__ == "__main__":

@@ -64,8 +64,8 @@ def test_bad_input_names_row_and_field(tmp_path, text, pattern):
 
 def test_too_few_points(tmp_path):
     p = write_csv(tmp_path, "params,tokens,loss\n1e8,2e9,3.0\n2e8,2e9,2.9\n")
-    with pytest.raises(InputError, match="2 usable rows, but the law has 5 parameters"):
-        validate(read_runs(p), NEEDED, str(p), min_points=5)
+    with pytest.raises(InputError, match="2 usable rows, but the law has 5 parameters to fit; need at least 6 rows"):
+        validate(read_runs(p), NEEDED, str(p), min_points=6, n_params=5)
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,22 @@ class FitConfig:
             raise InputError(f"--bootstrap: {self.bootstrap} must be >= 0")
         if not 0 < self.level < 1:
             raise InputError(f"--level: {self.level} must be between 0 and 1")
+        if self.jobs is not None and self.jobs < 1:
+            raise InputError(f"--jobs: {self.jobs} must be >= 1 (or left out for all cores)")
+
+
+def _check_fitted(law: Law, theta: np.ndarray, source: str) -> None:
+    """Refuse a best fit that is not a fit: non-finite, or a decay exponent below zero (loss rising with scale)."""
+    from scalinglab.errors import InputError
+
+    public = law.to_public(theta)
+    if not np.all(np.isfinite(theta)) or not all(np.isfinite(v) for v in public.values()):
+        raise InputError(f"{source}: the {law.name} fit did not converge to finite parameters ({public})")
+    rising = [n for n in law.exponents if public[n] < 0]
+    if rising:
+        n = rising[0]
+        raise InputError(f"{source}: the best {law.name} fit has {n} = {public[n]:.3g} < 0, i.e. loss rising with "
+                         "scale; these data do not follow the law (check the loss column and the units)")
 
 
 def _inputs(law: Law, table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -87,12 +103,12 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     table = read_runs(data, columns) if isinstance(data, str | Path) else data
     source = str(table.attrs.get("source", data if isinstance(data, str | Path) else "table"))
     needed = (*the_law.inputs, "loss")
-    table = validate(table, needed, source, min_points=the_law.n_params + 1)
+    table = validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params)
 
     held = None
     if config.holdout:
         table, held = split(table, config.holdout, source)
-        validate(table, needed, source, min_points=the_law.n_params + 1)
+        validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params)
 
     x = the_law.prepare(_inputs(the_law, table))
     loss = table["loss"].to_numpy(dtype=float)
@@ -108,6 +124,7 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
                 "first_fit_delta": HUBER_DELTA}
     obj = HuberObjective(the_law, x, loss, delta)
     best = multistart(obj, starts, bounds=bounds_arg)
+    _check_fitted(the_law, best.theta, source)
 
     result = FitResult(
         law=the_law.name, formula=the_law.formula, params=the_law.to_public(best.theta),

@@ -10,7 +10,21 @@ import typer
 
 from scalinglab.console import stdout_console as console
 
-LawOpt = Annotated[str, typer.Option("--law", help="Law to fit: chinchilla, kaplan, compute, data-constrained, ...")]
+LawOpt = Annotated[str, typer.Option("--law", help="Law to fit: chinchilla, kaplan, compute, data_constrained (or "
+                                                   "data-constrained), broken_power_law, tissue, multi_power")]
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _write(write, path: Path, option: str) -> None:
+    """Run a write; an OS refusal (permissions, a full disk) becomes one line naming the option."""
+    from scalinglab.errors import InputError
+
+    try:
+        write()
+    except OSError as exc:
+        raise InputError(f"{option}: cannot write {path} ({exc.strerror or type(exc).__name__})") from None
 
 
 def fit_cmd(
@@ -24,7 +38,7 @@ def fit_cmd(
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     holdout: Annotated[str, typer.Option(help="Extrapolation check: largest-compute=K holds out K points.")] = "",
     out: Annotated[Path | None, typer.Option(help="Write the fit JSON here (atomically).")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a plot (.png or .svg).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a plot (.png, .svg or .pdf).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Threads for the bootstrap (default: all cores).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
@@ -38,20 +52,25 @@ def fit_cmd(
     """
     from scalinglab.fitting.api import fit
     from scalinglab.fitting.validate import parse_holdout, split
+    from scalinglab.paths import output_file
     from scalinglab.report.tables import print_fit
     from scalinglab.runs.io import read_runs
 
+    if out:
+        output_file(out, "--out")
+    if plot:
+        output_file(plot, "--plot", PLOT_SUFFIXES)
     table = read_runs(data, columns)
     result = fit(table, law, huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout or None,
                  seed=seed, jobs=jobs, progress=not as_json)
     if out:
-        result.save(out)
+        _write(lambda: result.save(out), out, "--out")
     if plot:
         from scalinglab.report.plots import plot_fit
 
         h = parse_holdout(holdout) if holdout else None
         fit_part, held = split(table, h, str(data)) if h else (table, None)
-        plot_fit(result, fit_part, plot, held)
+        _write(lambda: plot_fit(result, fit_part, plot, held), plot, "--plot")
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
@@ -152,8 +171,9 @@ def demo_cmd(
 ) -> None:
     """Run the whole pipeline on embedded data: fit, intervals, forecast, plan, plot; then a small ladder."""
     from scalinglab.demo import run_demo
+    from scalinglab.paths import output_dir
 
-    run_demo(out, bootstrap=bootstrap, console=console, ladder=ladder)
+    run_demo(output_dir(out, "--out"), bootstrap=bootstrap, console=console, ladder=ladder)
 
 
 def bench_fit_cmd(

@@ -1,8 +1,9 @@
-"""FitResult: the fit's JSON contract (DESIGN §3), written atomically, read back for predict/plan."""
+"""FitResult: the fit's JSON contract, written atomically, read back (and checked) for predict/plan."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,20 +51,37 @@ class FitResult:
 
     @classmethod
     def load(cls, path: str | Path) -> FitResult:
+        """Read a fit JSON and check it against its law (:mod:`scalinglab.fitting.fitfile`)."""
+        from scalinglab.fitting.fitfile import check_fit_dict
+
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"{path}: no such fit file") from None
+        except IsADirectoryError:
+            raise InputError(f"{path}: is a directory, expected a fit JSON file") from None
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not a fit JSON file ({exc})") from None
-        for key in ("law", "params", "theta"):
-            if key not in data:
-                raise InputError(f"{path}: missing field '{key}'; expected a fit written by `scalinglab fit --out`")
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+            raise InputError(f"{path}: not a fit JSON file ({reason})") from None
+        except RecursionError:
+            raise InputError(f"{path}: not a fit JSON file (nested too deeply)") from None
+        law = check_fit_dict(data, str(path))
         boot = data.pop("bootstrap", None)
         known = {f for f in cls.__dataclass_fields__}
-        result = cls(**{k: v for k, v in data.items() if k in known})
-        result.bootstrap = Bootstrap(**boot) if boot else None
+        # Fields predict and plan do not use may be absent from a hand-written file.
+        defaults = {"formula": law.formula, "objective": math.nan, "n_points": 0, "huber_delta": math.nan}
+        result = cls(**{**defaults, **{k: v for k, v in data.items() if k in known and v is not None}})
+        result.law = law.name
+        result.params = {k: float(result.params[k]) for k in law.public_names}
+        result.theta = [float(v) for v in result.theta]
+        if boot:
+            # A replicate value that overflowed was written as null: NaN here, left out of the intervals.
+            samples = {k: [math.nan if v is None else float(v) for v in boot["samples"][k]] for k in law.public_names}
+            result.bootstrap = Bootstrap(n=boot["n"], level=float(boot["level"]), ci=boot["ci"], samples=samples,
+                                         failed=boot.get("failed", 0))
         return result
 
     def samples_matrix(self) -> np.ndarray | None:

@@ -37,9 +37,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
             scalinglab fit runs.db --law chinchilla
         """
+        from scalinglab.errors import InputError
         from scalinglab.ladder.executors import printer, run_ladder
         from scalinglab.ladder.spec import load_spec
 
+        for option, value in (("--workers", workers), ("--threads", threads)):
+            if value is not None and value < 1:
+                raise InputError(f"{option}: {value} must be >= 1 (or left out for the default)")
+        if executor not in ("local", "ray"):
+            raise InputError(f"--executor: {executor!r}, expected local or ray")
         ladder_spec = load_spec(spec)
         print(f"ladder {ladder_spec.name}: {len(ladder_spec.jobs)} jobs → {store}")
         summary = run_ladder(ladder_spec, store, root=root, executor=executor, workers=workers, threads=threads,

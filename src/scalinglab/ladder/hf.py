@@ -117,22 +117,52 @@ def save_model(model: GPT, out_dir: str | Path, tokenizer=None) -> Path:
     return out
 
 
+def gpt_config_from_meta(meta, where: Path) -> GPTConfig:
+    """The GPTConfig in a checkpoint's ``config.json["scalinglab"]``, its fields and types checked."""
+    from scalinglab.ladder.spec_checks import check_fields
+
+    if not isinstance(meta, dict) or not isinstance(meta.get("scalinglab"), dict):
+        raise InputError(f"{where}: no 'scalinglab' object; not a ladder checkpoint")
+    check_fields(GPTConfig, meta["scalinglab"], f"{where}: scalinglab")
+    return GPTConfig(**meta["scalinglab"])
+
+
 def load_model(model_dir: str | Path) -> GPT:
     """Rebuild our GPT from a directory written by :func:`save_model` (eval mode, float32)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     d = Path(model_dir)
     if not (d / CONFIG).is_file() or not (d / WEIGHTS).is_file():
         raise InputError(f"{d}: expected a checkpoint directory with {CONFIG} and {WEIGHTS}")
-    meta = json.loads((d / CONFIG).read_text())
-    if "scalinglab" not in meta:
-        raise InputError(f"{d}/{CONFIG}: no 'scalinglab' section; not a ladder checkpoint")
-    cfg = GPTConfig(**meta["scalinglab"])
-    sd = load_file(str(d / WEIGHTS))
-    if meta.get("model_type") == "gpt2":
-        sd = from_gpt2_state_dict(sd, cfg)
-    model = GPT(cfg)
-    model.load_state_dict(sd, strict=True)
+    try:
+        meta = json.loads((d / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        raise InputError(f"{d / CONFIG}: not a JSON file") from None
+    cfg = gpt_config_from_meta(meta, d / CONFIG)
+    from scalinglab.ladder.flops import total_params
+
+    # Stored fp32 weights take 4 bytes each (tied unembedding stored once): a config that describes a far larger
+    # model than the file holds is refused before the model is allocated.
+    if 4 * total_params(cfg) > 2 * (d / WEIGHTS).stat().st_size + 2**20:
+        raise InputError(f"{d / CONFIG}: describes {total_params(cfg):,} parameters, more than {WEIGHTS} holds")
+    try:
+        sd = load_file(str(d / WEIGHTS))
+        if meta.get("model_type") == "gpt2":
+            sd = from_gpt2_state_dict(sd, cfg)
+        model = GPT(cfg)
+        expected = model.state_dict()
+        for k, v in sd.items():
+            if k in expected and (v.dtype != expected[k].dtype or not bool(torch.isfinite(v).all())):
+                raise InputError(f"{d / WEIGHTS}: tensor {k!r} is {v.dtype} or not finite; the model needs finite "
+                                 f"{expected[k].dtype}")
+        model.load_state_dict(sd, strict=True)
+    except (SafetensorError, OSError) as exc:
+        raise InputError(f"{d / WEIGHTS}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+    except KeyError as exc:
+        raise InputError(f"{d / WEIGHTS}: lacks tensor {exc.args[0]!r}") from None
+    except RuntimeError as exc:
+        raise InputError(f"{d / WEIGHTS}: tensors do not match config.json ({' '.join(str(exc).split())[:200]})") from None
     return model.eval()
 
 

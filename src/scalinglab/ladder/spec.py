@@ -22,15 +22,18 @@ Every error names the file and the field.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.errors import InputError
 from scalinglab.ladder.data import CorpusConfig
 from scalinglab.ladder.flops import flops_per_token, non_embedding_params
 from scalinglab.ladder.model import GPTConfig
+from scalinglab.ladder.spec_checks import check_fields, check_memory, check_train_ranges
+from scalinglab.ladder.synthetic import MarkovConfig
 from scalinglab.ladder.train import TrainConfig
 
 __all__ = ["Job", "LadderSpec", "load_spec", "parse_spec"]
@@ -65,12 +68,8 @@ class LadderSpec:
 
 
 def _build(cls, values: dict, where: str):
-    if not isinstance(values, dict):
-        raise InputError(f"{where}: expected a table of settings, got {type(values).__name__}")
-    allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - allowed)
-    if unknown:
-        raise InputError(f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(sorted(allowed))})")
+    # Types first (no booleans as integers, no fractions truncated, no infinities), then the config's own checks.
+    check_fields(cls, values, where, {"markov": MarkovConfig} if cls is CorpusConfig else None)
     try:
         return cls.from_dict(values) if hasattr(cls, "from_dict") else cls(**values)
     except InputError as exc:
@@ -84,12 +83,18 @@ def _numbers(values, where: str, integer: bool = False) -> list:
         raise InputError(f"{where}: expected a non-empty list of numbers")
     out = []
     for i, v in enumerate(values):
+        if isinstance(v, bool):
+            raise InputError(f"{where}[{i}]: {v!r} is a boolean, not a number")
         try:
             x = float(v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise InputError(f"{where}[{i}]: {v!r} is not a number") from None
+        if not math.isfinite(x):
+            raise InputError(f"{where}[{i}]: {v!r} is not a finite number")
         if not x > 0 and not (integer and x == 0):
             raise InputError(f"{where}[{i}]: {v!r} must be > 0")
+        if integer and x != int(x):
+            raise InputError(f"{where}[{i}]: {v!r} must be an integer")
         out.append(int(x) if integer else x)
     return out
 
@@ -117,6 +122,8 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     kind = budgets[0]
     values = _numbers(raw[kind], f"{source}: {kind}")
     base_train = raw.get("train", {})
+    if not isinstance(base_train, dict):
+        raise InputError(f"{source}: train: expected a table of TrainConfig fields, got {type(base_train).__name__}")
     lrs = _numbers(raw["lrs"], f"{source}: lrs") if "lrs" in raw else [None]
     seeds = _numbers(raw["seeds"], f"{source}: seeds", integer=True) if "seeds" in raw else [None]
 
@@ -125,6 +132,12 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
         if not isinstance(size, dict):
             raise InputError(f"{source}: sizes[{i}]: expected a table of model settings")
         model = _build(GPTConfig, {"vocab_size": _vocab(corpus), **base_model, **size}, f"{source}: sizes[{i}]")
+        if model.vocab_size < _vocab(corpus):
+            raise InputError(f"{source}: sizes[{i}]: vocab_size {model.vocab_size} is smaller than the corpus's "
+                             f"{_vocab(corpus)} tokens; every batch would index past the embedding")
+        batch = base_train.get("batch_size", TrainConfig.batch_size)
+        check_memory(model, batch if isinstance(batch, int) and batch > 0 else TrainConfig.batch_size,
+                     f"{source}: sizes[{i}]")
         n, fpt = non_embedding_params(model), flops_per_token(model)
         for v in values:
             tokens = int(v if kind == "tokens" else v * n if kind == "tokens_per_param" else v / fpt)
@@ -135,7 +148,12 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
                         tr["lr"] = lr
                     if seed is not None:
                         tr["seed"] = seed
-                    train = _build(TrainConfig, tr, f"{source}: train (sizes[{i}], {kind}={v:g})")
+                    where = f"{source}: train (sizes[{i}], {kind}={v:g})"
+                    if tokens < 1:
+                        raise InputError(f"{where}: the budget gives {tokens} training tokens; it must give >= 1")
+                    check_fields(TrainConfig, tr, where)
+                    check_train_ranges(tr, where)
+                    train = _build(TrainConfig, tr, where)
                     run = (f"{name}/d{model.d_model}-L{model.n_layer}-h{model.n_head}/D{tokens:.3g}"
                            f"/lr{train.lr:g}/s{train.seed}")
                     jobs.append(Job(run=run, group=name, model=model, train=train, corpus=corpus))
@@ -157,7 +175,13 @@ def load_spec(path: str | Path) -> LadderSpec:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such spec file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                         "save the spec as UTF-8") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".toml":
@@ -175,8 +199,10 @@ def load_spec(path: str | Path) -> LadderSpec:
     except Exception as exc:  # toml/yaml/json parse errors
         raise InputError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
     corpus = raw.get("corpus") if isinstance(raw, dict) else None
-    if isinstance(corpus, dict) and corpus.get("paths"):
+    if isinstance(corpus, dict) and isinstance(corpus.get("paths"), str | list) and corpus["paths"]:
         # Corpus paths are relative to the spec file, so a spec and its data move together.
         paths = [corpus["paths"]] if isinstance(corpus["paths"], str) else corpus["paths"]
+        if not all(isinstance(p, str) for p in paths):
+            raise InputError(f"{path}: corpus: 'paths' must be a list of file names")
         raw["corpus"] = {**corpus, "paths": [str(path.parent / p) if not Path(p).is_absolute() else p for p in paths]}
     return parse_spec(raw, str(path))

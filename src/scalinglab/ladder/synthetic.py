@@ -27,6 +27,9 @@ __all__ = ["MarkovConfig", "MarkovSource"]
 
 POWER_ITERATIONS = 10_000
 POWER_TOL = 1e-13
+# The dense table is (V^k × V) float64, held as P, its cumulative sum and a power-iteration product.
+TABLE_COPIES = 3
+MAX_TABLE_BYTES = 2 * 2**30
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class MarkovConfig:
             raise InputError(f"synthetic corpus: need vocab_size >= 2, order >= 1, 1 <= branching <= vocab_size; got {self}")
         if self.vocab_size**self.order > 2**20:
             raise InputError(f"synthetic corpus: vocab_size^order = {self.vocab_size**self.order} contexts is too many (max 2^20)")
+        table = TABLE_COPIES * 8 * self.vocab_size**self.order * self.vocab_size  # float64 P, cdf and a work copy
+        if table > MAX_TABLE_BYTES:
+            raise InputError(f"synthetic corpus: the transition table of vocab_size={self.vocab_size}, order={self.order} "
+                             f"needs {table / 2**30:.3g} GiB (max {MAX_TABLE_BYTES / 2**30:g} GiB); "
+                             "use a smaller vocabulary or order")
         if self.concentration <= 0:
             raise InputError(f"synthetic corpus: concentration must be > 0, got {self.concentration}")
 

@@ -32,6 +32,9 @@ class Law:
     param_names: tuple[str, ...] = ()
     #: Names of the public (paper) parameters reported in a FitResult.
     public_names: tuple[str, ...] = ()
+    #: Public names of the decay exponents: loss falls with scale only when each is >= 0. A fit or a
+    #: fit file with a negative one is refused (loss rising with N or D is not this law).
+    exponents: tuple[str, ...] = ()
     #: One-line formula for reports.
     formula: str = ""
 

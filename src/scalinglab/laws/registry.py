@@ -42,7 +42,8 @@ def get_law(name: str) -> Law:
     """
     base, _, opts = name.partition(":")
     try:
-        cls = LAWS[base.strip()]
+        # Case and '-' vs '_' do not matter: data-constrained, Data_Constrained and data_constrained agree.
+        cls = LAWS[base.strip().lower().replace("-", "_")]
     except KeyError:
         raise InputError(f"--law: unknown law '{base}'; expected one of {', '.join(sorted(LAWS))}") from None
     kwargs = {}

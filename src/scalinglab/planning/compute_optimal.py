@@ -19,6 +19,7 @@ from scalinglab.laws.registry import get_law
 from scalinglab.planning.predict import log_loss_batch, theta_samples
 from scalinglab.runs.schema import FLOPS_PER_PARAM_TOKEN
 
+MIN_FLOPS = FLOPS_PER_PARAM_TOKEN  # a budget below one parameter trained on one token plans nothing
 GRID = 401  # log-N grid points along an IsoFLOP curve before the local refinement
 
 
@@ -72,12 +73,17 @@ def plan(fit: FitResult, flops: float) -> dict:
     """N*, D*, tokens per parameter, predicted loss and the return of doubling compute, with intervals."""
     law = get_law(fit.law)
     _check_law(law)
-    if not flops > 0:
-        raise InputError(f"plan: --flops must be > 0 (got {flops})")
+    if not (np.isfinite(flops) and flops >= MIN_FLOPS):
+        raise InputError(f"plan: --flops must be a finite number >= {MIN_FLOPS:g} (one parameter, one token); "
+                         f"got {flops}")
     theta = np.asarray(fit.theta, dtype=float)
-    n_opt, loss = _optimal_rows(law, theta, flops)
-    _, loss2 = _optimal_rows(law, theta, 2 * flops)
+    with np.errstate(all="ignore"):
+        n_opt, loss = _optimal_rows(law, theta, flops)
+        _, loss2 = _optimal_rows(law, theta, 2 * flops)
     d_opt = flops / (FLOPS_PER_PARAM_TOKEN * n_opt[0])
+    if not (np.isfinite([n_opt[0], d_opt, loss[0], loss2[0]]).all() and n_opt[0] >= 1 and d_opt >= 1):
+        raise InputError(f"plan: no finite compute-optimal allocation at --flops {flops:g} for this fit "
+                         f"(N* = {n_opt[0]:.3g}, D* = {d_opt:.3g}, loss {loss[0]:.4g}); the budget is out of range")
     out = {
         "flops": float(flops), "params": float(n_opt[0]), "tokens": float(d_opt),
         "tokens_per_param": float(d_opt / n_opt[0]), "loss": float(loss[0]),
@@ -87,8 +93,9 @@ def plan(fit: FitResult, flops: float) -> dict:
     samples = theta_samples(law, fit)
     if samples is not None:
         level = fit.bootstrap.level
-        n_b, l_b = _optimal_rows(law, samples, flops)
-        _, l2_b = _optimal_rows(law, samples, 2 * flops)
+        with np.errstate(all="ignore"):
+            n_b, l_b = _optimal_rows(law, samples, flops)
+            _, l2_b = _optimal_rows(law, samples, 2 * flops)
         d_b = flops / (FLOPS_PER_PARAM_TOKEN * n_b)
         out["intervals"] = {
             "params": _interval(n_b, level), "tokens": _interval(d_b, level),
@@ -103,6 +110,8 @@ def flops_for_target(fit: FitResult, target_loss: float) -> dict:
     """Smallest compute whose compute-optimal loss reaches ``target_loss`` (bisection in log C)."""
     law = get_law(fit.law)
     _check_law(law)
+    if not (np.isfinite(target_loss) and target_loss > 0):
+        raise InputError(f"plan: --target-loss must be a finite number > 0 (got {target_loss})")
     theta = np.asarray(fit.theta, dtype=float)
     floor = fit.params.get("E")
     if floor is not None and target_loss <= floor:
@@ -113,6 +122,10 @@ def flops_for_target(fit: FitResult, target_loss: float) -> dict:
         return float(np.log(_optimal_rows(law, theta, float(np.exp(log_c)))[1][0]) - np.log(target_loss))
 
     lo, hi = np.log(1e6), np.log(1e40)
+    with np.errstate(all="ignore"):
+        ends = gap(lo), gap(hi)
+    if not np.isfinite(ends).all():
+        raise InputError("plan: this fit gives no finite loss between 1e6 and 1e40 FLOPs; cannot search for the target")
     if gap(lo) < 0:
         raise InputError(f"plan: --target-loss {target_loss} is reached already at 1e6 FLOPs")
     if gap(hi) > 0:

@@ -35,14 +35,21 @@ def predict(fit: FitResult, inputs: Mapping[str, float | np.ndarray]) -> dict:
     if missing:
         raise InputError(f"predict: the {fit.law} law needs --{missing[0].replace('_', '-')}")
     for k, v in inputs.items():
-        if not np.all(np.asarray(v, dtype=float) > 0):
-            raise InputError(f"predict: --{k.replace('_', '-')} must be > 0 (got {v})")
+        arr = np.asarray(v, dtype=float)
+        if not np.all(np.isfinite(arr) & (arr > 0)):
+            raise InputError(f"predict: --{k.replace('_', '-')} must be a finite number > 0 (got {v})")
     theta = np.asarray(fit.theta, dtype=float)
-    loss = np.exp(log_loss_batch(law, theta, inputs)[0])
+    with np.errstate(all="ignore"):
+        loss = np.exp(log_loss_batch(law, theta, inputs)[0])
+    if not np.all(np.isfinite(loss)):
+        raise InputError(f"predict: the {fit.law} law gives no finite loss at "
+                         f"{', '.join(f'{k}={_num(v):g}' for k, v in inputs.items() if np.size(v) == 1)}; "
+                         "the inputs are too far outside the fitted range")
     out = {"loss": loss.tolist() if loss.size > 1 else float(loss[0]), "inputs": {k: _num(v) for k, v in inputs.items()}}
     samples = theta_samples(law, fit)
     if samples is not None:
-        boot = np.exp(log_loss_batch(law, samples, inputs))
+        with np.errstate(all="ignore"):
+            boot = np.exp(log_loss_batch(law, samples, inputs))
         lo, hi = percentile_ci(boot, fit.bootstrap.level)
         out["interval"] = [_num(lo), _num(hi)]
         out["level"] = fit.bootstrap.level

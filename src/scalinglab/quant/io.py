@@ -63,29 +63,56 @@ def install_empty(model: nn.Module, modules: dict[str, dict]) -> None:
 
 
 def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
-    """Rebuild a quantized model saved by :func:`save_quantized`; returns (model, quant map)."""
-    from safetensors.torch import load_model
+    """Rebuild a quantized model saved by :func:`save_quantized`; returns (model, quant map).
+
+    Every file is checked first (:mod:`scalinglab.quant.checks`): the map's config must be one that
+    ``quantize`` accepts, each module spec must match the layer it replaces, and the weights must match
+    the rebuilt modules in name, shape and dtype.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    model_dir = Path(model_dir)
-    try:
-        qmap = json.loads((model_dir / QUANT_MAP).read_text())
-        modules = qmap["modules"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"{model_dir / QUANT_MAP}: expected a JSON quantization map with 'modules': {exc}") from None
-    meta = json.loads((model_dir / "config.json").read_text()) if (model_dir / "config.json").is_file() else {}
-    if meta.get("model_type") == "scalinglab-gpt":
-        from scalinglab.ladder.model import GPT, GPTConfig
+    from scalinglab.quant.checks import check_module_spec, load_checked_weights, read_config
+    from scalinglab.quant.config import BITS, QuantConfig
 
-        model = GPT(GPTConfig(**meta["scalinglab"]))
+    model_dir = Path(model_dir)
+    where = model_dir / QUANT_MAP
+    try:
+        qmap = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"{where}: expected a JSON quantization map ({type(exc).__name__})") from None
+    if not isinstance(qmap, dict) or not isinstance(qmap.get("modules"), dict):
+        raise InputError(f"{where}: expected a JSON object with a 'modules' object")
+    if qmap.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{where}: format_version {qmap.get('format_version')!r}, expected {FORMAT_VERSION}")
+    cfg = qmap.get("config")
+    if not isinstance(cfg, dict):
+        raise InputError(f"{where}: 'config' must be an object (the QuantConfig it was made with)")
+    try:
+        QuantConfig.from_dict(cfg)
+    except InputError as exc:
+        raise InputError(f"{where}: config: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: config: {exc}") from None
+    modules = qmap["modules"]
+    meta = read_config(model_dir)
+    if meta.get("model_type") == "scalinglab-gpt":
+        from scalinglab.ladder.hf import gpt_config_from_meta
+        from scalinglab.ladder.model import GPT
+
+        model = GPT(gpt_config_from_meta(meta, model_dir / "config.json"))
     else:
-        config = AutoConfig.from_pretrained(str(model_dir))
-        model = AutoModelForCausalLM.from_config(config)  # non-persistent buffers (masks, rotary) built here
+        try:
+            config = AutoConfig.from_pretrained(str(model_dir))
+            model = AutoModelForCausalLM.from_config(config)  # non-persistent buffers (masks, rotary) built here
+        except Exception as exc:  # transformers raises many types for a config it cannot build
+            raise InputError(f"{model_dir / 'config.json'}: cannot build the model ({str(exc).splitlines()[0]})") from None
+    named = dict(model.named_modules())
+    for name, spec in modules.items():
+        if name not in named:
+            raise InputError(f"{where}: module {name!r} does not exist in the model built from config.json")
+        check_module_spec(name, spec, named[name], str(where), BITS)
     install_empty(model, modules)
-    missing, unexpected = load_model(model, str(model_dir / WEIGHTS), strict=False)
-    if unexpected or [k for k in missing if not _is_recomputed(k)]:
-        raise InputError(f"{model_dir / WEIGHTS}: tensors do not match the quantization map "
-                         f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    load_checked_weights(model, model_dir / WEIGHTS, optional=_is_recomputed)
     return model.eval(), qmap
 
 

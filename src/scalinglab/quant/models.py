@@ -42,9 +42,10 @@ def model_type(model_dir: Path) -> str:
     import json
 
     try:
-        return str(json.loads((Path(model_dir) / "config.json").read_text()).get("model_type", ""))
-    except (OSError, ValueError):
+        meta = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
         return ""
+    return str(meta.get("model_type", "")) if isinstance(meta, dict) else ""
 
 
 def load_tokenizer(model_dir: Path):
@@ -58,21 +59,31 @@ def load_tokenizer(model_dir: Path):
     path = Path(model_dir) / "tokenizer.json"
     if not path.is_file():
         raise InputError(f"{model_dir}: no usable tokenizer files (expected tokenizer.json)")
-    return PreTrainedTokenizerFast(tokenizer_file=str(path))
+    try:
+        return PreTrainedTokenizerFast(tokenizer_file=str(path))
+    except Exception as exc:  # the tokenizers library raises its own exception types for a bad file
+        raise InputError(f"{path}: not a usable tokenizer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def load_float_model(model_dir: Path) -> nn.Module:
     from transformers import AutoModelForCausalLM
 
+    from scalinglab.quant.checks import read_config
+
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise InputError(f"{model_dir}: expected a model directory with config.json (Hugging Face layout)")
-    if model_type(model_dir) == LADDER_MODEL_TYPE:
+    meta = read_config(model_dir)  # a JSON object that asks to run no code
+    if meta.get("model_type") == LADDER_MODEL_TYPE:
         from scalinglab.ladder.hf import load_model
 
         return load_model(model_dir)
+    if not (model_dir / "model.safetensors").is_file() and not (model_dir / "model.safetensors.index.json").is_file():
+        raise InputError(f"{model_dir}: no model.safetensors; weights are read only from safetensors files")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its per-tensor bar is noise on stderr, where our one-line errors go
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+        # use_safetensors: never fall back to pickle-based .bin weights.
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, use_safetensors=True)
     except Exception as exc:
         raise InputError(f"{model_dir}: could not load the checkpoint with transformers: {exc}") from None
     return model.eval()
@@ -82,6 +93,10 @@ def text_to_batches(text: str, tokenizer, seq_len: int, n_seqs: int | None = Non
                     source: str = "text") -> list[torch.Tensor]:
     """Tokenize ``text`` and cut it into non-overlapping (batch × seq_len) id tensors, at most ``n_seqs``
     sequences (all of them when None)."""
+    if seq_len < 1:
+        raise InputError(f"--seq-len: {seq_len} must be >= 1")
+    if n_seqs is not None and n_seqs < 1:
+        raise InputError(f"{source}: the number of sequences must be >= 1 (got {n_seqs})")
     ids = tokenizer(text)["input_ids"] if not isinstance(text, list) else text
     n = len(ids) // seq_len
     if n == 0:

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from scalinglab.errors import InputError
+from scalinglab.paths import output_dir
 from scalinglab.quant.analyze import format_table, outlier_rows
 from scalinglab.quant.apply import quantize_
 from scalinglab.quant.config import QuantConfig
@@ -31,21 +32,43 @@ def make_config(method: str, bits: int, **kw) -> QuantConfig:
     return QuantConfig(method=method, bits_w=bits, bits_a=bits, **kw)
 
 
+def _check_seq_len(seq_len: int) -> None:
+    if seq_len < 0:
+        raise InputError(f"--seq-len: {seq_len} must be >= 0 (0: the model's context)")
+
+
+def _resolve_seq_len(seq_len: int, model) -> int:
+    """0 → the model's context (at most 512); longer than the context is refused (positions do not exist)."""
+    context = context_length(model)
+    if seq_len > context:
+        raise InputError(f"--seq-len: {seq_len} is longer than the model's context of {context} tokens")
+    return seq_len or min(context, 512)
+
+
 def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int = 8, n_seqs: int = 128,
                  seq_len: int = 0, analyze: bool = False, **cfg_kw) -> dict:
     """Load, calibrate, quantize, save; returns a summary (and the outlier table when ``analyze``)."""
     cfg = make_config(method, bits, **cfg_kw)
+    if n_seqs < 1:
+        raise InputError(f"--calib-seqs: {n_seqs} must be >= 1")
+    _check_seq_len(seq_len)
     model_dir = Path(model_dir)
+    out = output_dir(out, "--out")
+    if out.resolve() == model_dir.resolve():
+        raise InputError(f"--out: {out} is the input checkpoint; give a new directory")
     text = read_text(calib)
     model = load_float_model(model_dir)
     tok = load_tokenizer(model_dir)
-    seq_len = seq_len or min(context_length(model), 512)
+    seq_len = _resolve_seq_len(seq_len, model)
     batches = text_to_batches(text, tok, seq_len, n_seqs, source=str(calib))
     before = model_bytes(model), linear_bytes(model, cfg.skip)
     t0 = time.perf_counter()
     report = quantize_(model, cfg, batches, forward_logits)
     seconds = time.perf_counter() - t0
-    save_quantized(model, out, cfg.to_dict(), source_dir=model_dir)
+    try:
+        save_quantized(model, out, cfg.to_dict(), source_dir=model_dir)
+    except OSError as exc:
+        raise InputError(f"--out: cannot write {out} ({exc.strerror or type(exc).__name__})") from None
     summary = {"out": str(out), "method": cfg.method, "bits_w": cfg.bits_w, "bits_a": cfg.bits_a,
                "layers": report["n_quantized"], "calib_tokens": sum(b.numel() for b in batches),
                "seconds": round(seconds, 2), "weight_bytes_before": before[0], "weight_bytes": model_bytes(model),
@@ -61,6 +84,10 @@ def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | 
                  dtype: str = "float32") -> dict:
     if dtype not in ("float32", "bfloat16"):
         raise InputError(f"--dtype: expected float32 or bfloat16, got {dtype!r}")
+    _check_seq_len(seq_len)
+    if max_seqs is not None and max_seqs < 0:
+        raise InputError(f"--max-seqs: {max_seqs} must be >= 0 (0: all)")
+    max_seqs = max_seqs or None
     model_dir = Path(model_dir)
     text = read_text(data)
     model, label = load_any(model_dir)
@@ -70,6 +97,6 @@ def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | 
         model = model.to(torch.bfloat16)
         label = "bf16"
     tok = load_tokenizer(model_dir)
-    seq_len = seq_len or min(context_length(model), 512)
+    seq_len = _resolve_seq_len(seq_len, model)
     batches = text_to_batches(text, tok, seq_len, max_seqs, source=str(data))
     return evaluate_model(model, batches, quantization=label).to_dict()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from scalinglab.jsonl import iter_objects
 from scalinglab.runs.schema import canonicalize, coerce_numeric, derive, parse_column_map
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
@@ -25,17 +27,46 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _read_json(path: Path) -> pd.DataFrame:
+    """A JSON array of row objects, or an object of equal-length column arrays."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(data, list):
+        for i, row in enumerate(data):
+            if not isinstance(row, dict):
+                raise InputError(f"{path}: item {i + 1} of the array is not an object; expected one object per run")
+        return pd.DataFrame.from_records(data)
+    if isinstance(data, dict):
+        lengths = {k: len(v) if isinstance(v, list) else None for k, v in data.items()}
+        bad = [k for k, n in lengths.items() if n is None]
+        if bad or len(set(lengths.values())) > 1:
+            raise InputError(f"{path}: expected an array of row objects or an object of equal-length column arrays")
+        return pd.DataFrame(data)
+    raise InputError(f"{path}: expected an array of row objects or an object of column arrays, "
+                      f"got a JSON {type(data).__name__}")
+
+
+def _read_csv(path: Path, sep: str) -> pd.DataFrame:
+    """Every cell as the text the file holds (no NA guessing), so errors quote what the user wrote."""
+    grid = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame = grid.iloc[1:].reset_index(drop=True)
+    frame.columns = [str(c).strip() for c in grid.iloc[0]]
+    return frame
+
+
 def _read_raw(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
             return _read_jsonl(path)
         if suffix == ".json":
-            frame = pd.read_json(path)
+            frame = _read_json(path)
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif suffix in (".csv", ".tsv", ".txt"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", skipinitialspace=True)
+            frame = _read_csv(path, "\t" if suffix == ".tsv" else ",")
         else:
             raise InputError(f"{path}: unknown file type '{suffix}'; expected .csv, .tsv, .jsonl, .json, .parquet or .db")
     except InputError:
@@ -46,6 +77,24 @@ def _read_raw(path: Path) -> pd.DataFrame:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"{path}: cannot read as {suffix.lstrip('.')} ({reason})") from None
     return frame
+
+
+def _read_store(path: Path) -> pd.DataFrame:
+    from scalinglab.runs.store import load_run_table
+
+    with path.open("rb") as fh:
+        header = fh.read(len(SQLITE_MAGIC))
+    if header != SQLITE_MAGIC:
+        raise InputError(f"{path}: not a SQLite database (expected a run store written by `scalinglab ladder run`)")
+    try:
+        # Final evaluations only: a cosine run's intermediate points are not shorter runs.
+        return load_run_table(path, final_only=True)
+    except InputError as exc:
+        # The database driver's text can quote a whole query; keep only its last clause (the reason).
+        text = str(exc)
+        if "Execution failed on sql" in text:
+            raise InputError(f"{path}: not a scalinglab run store ({text.rsplit(': ', 1)[-1].rstrip(')')})") from None
+        raise
 
 
 def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) -> pd.DataFrame:
@@ -62,13 +111,10 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
         raise InputError(f"{path}: is a directory, expected a CSV, JSONL, Parquet or SQLite file")
     if isinstance(columns, str):
         columns = parse_column_map(columns)
-    if path.suffix.lower() in SQLITE_SUFFIXES:
-        from scalinglab.runs.store import load_run_table
-
-        # Final evaluations only: a cosine run's intermediate points are not shorter runs (DESIGN §3).
-        raw = load_run_table(path, final_only=True)
-    else:
-        raw = _read_raw(path)
+    try:
+        raw = _read_store(path) if path.suffix.lower() in SQLITE_SUFFIXES else _read_raw(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     if raw.empty:
         raise InputError(f"{path}: no rows")
     table = canonicalize(raw, columns, str(path))

@@ -1,4 +1,4 @@
-"""The canonical run table (DESIGN §3) and its validation.
+"""The canonical run table and its validation.
 
 One row per (run, evaluation point). Canonical columns:
 
@@ -77,23 +77,41 @@ def parse_column_map(text: str | None) -> dict[str, str]:
     return out
 
 
+def _canonical_name(name: str) -> str | None:
+    """The canonical column a file's column name stands for (case and surrounding spaces ignored)."""
+    low = name.strip().lower()
+    return low if low in CANONICAL else ALIASES.get(low)
+
+
 def canonicalize(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str) -> pd.DataFrame:
-    """Rename a raw frame to canonical names: explicit map first, then exact names, then aliases."""
+    """Rename a raw frame to canonical names: explicit map first, then names and aliases (case-insensitive).
+
+    Two columns that both stand for one canonical column (``params`` and ``N``, or ``Loss`` and
+    ``val_loss``) are refused, naming both, unless ``--columns`` says which one to use: silently keeping
+    one and dropping the other would fit whichever happened to come first.
+    """
     columns = dict(columns or {})
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"{source}: column '{repeated[0]}' appears more than once in the header")
     missing = [src for src in columns.values() if src not in frame.columns]
     if missing:
-        found = ", ".join(map(str, frame.columns))
+        found = ", ".join(names)
         raise InputError(f"{source}: --columns names column '{missing[0]}' which the file does not have (found: {found})")
     rename = {src: canon for canon, src in columns.items()}
-    taken = set(rename.values())
+    claimed: dict[str, str] = {}
     for col in frame.columns:
         if col in rename:
             continue
-        name = str(col)
-        canon = name if name in CANONICAL else ALIASES.get(name.lower())
-        if canon and canon not in taken and canon not in frame.columns.difference([col]).tolist():
-            rename[col] = canon
-            taken.add(canon)
+        canon = _canonical_name(str(col))
+        if canon is None or canon in columns:
+            continue  # an explicit --columns choice wins over a same-named column
+        if canon in claimed:
+            raise InputError(f"{source}: columns '{claimed[canon]}' and '{col}' both give '{canon}'; keep one, or "
+                             f"choose with --columns {canon}=NAME")
+        claimed[canon] = str(col)
+        rename[col] = canon
     keep = [c for c in frame.columns if c in rename]
     out = frame[keep].rename(columns=rename)
     # Row numbers a user can find in the file: 1-based data rows.
@@ -110,23 +128,75 @@ def _row(table: pd.DataFrame, i: int) -> int:
     return int(table.attrs.get("row_numbers", np.arange(1, len(table) + 1))[i])
 
 
+MISSING = "is empty or NaN; a number is required"
+
+
+def _number(value) -> float | str:
+    """A cell as a float (NaN for an empty cell), or the reason it is not a number (for the one-line error)."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return np.nan  # missing: allowed in optional columns, refused by validate() where the consumer needs it
+    if isinstance(value, bool | np.bool_):
+        return f"{value!r} is a boolean, not a number"
+    if isinstance(value, pd.Timedelta | np.timedelta64 | pd.Timestamp | np.datetime64):
+        return f"{str(value)!r} is a duration or date, not a number"
+    if isinstance(value, int | np.integer):
+        try:
+            x = float(value)
+        except OverflowError:
+            digits = str(value)
+            return f"an integer of {len(digits.lstrip('-'))} digits is too large for a float"
+        return x if np.isfinite(x) else f"{value!r} is too large"
+    if isinstance(value, float | np.floating):
+        x = float(value)
+        return x if np.isfinite(x) else f"{value!r} is not a finite number"
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return np.nan
+        if text.lower() in ("true", "false"):
+            return f"{_clip(value)!r} is a boolean, not a number"
+        try:
+            x = float(text)
+        except ValueError:
+            return f"{_clip(value)!r} is not a number"
+        if np.isfinite(x):
+            return x
+        if text.lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            return f"{_clip(value)!r} is not a finite number"
+        return f"{_clip(value)!r} is too large for a float"
+    return f"{_clip(repr(value))} is not a number"
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def coerce_numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Convert numeric columns, naming the first row and field that is not a finite number."""
+    """Convert numeric columns, naming the first row and field that is not a finite number.
+
+    Booleans, durations, dates, text such as ``'n/a'`` or ``'nan'``, infinities and integers beyond float
+    range are refused with the value as the file wrote it. Empty cells become NaN: an optional column
+    may have gaps, and :func:`validate` refuses them in the columns a consumer needs.
+    """
     table = table.copy()
     for col in NUMERIC:
         if col not in table.columns:
             continue
         raw = table[col]
-        values = pd.to_numeric(raw, errors="coerce").astype(float)
-        bad = values.isna() & raw.notna()
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {raw.iloc[i]!r} is not a number")
-        arr = values.to_numpy()
-        nonfinite = ~np.isfinite(arr)
-        if nonfinite.any():
-            i = int(np.flatnonzero(nonfinite)[0])
-            raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {raw.iloc[i]!r} is not a finite number")
+        if pd.api.types.is_float_dtype(raw.dtype) or (pd.api.types.is_integer_dtype(raw.dtype)
+                                                       and not pd.api.types.is_bool_dtype(raw.dtype)):
+            arr = raw.to_numpy(dtype=float)
+            ok = ~np.isinf(arr)
+            cells = raw.tolist()
+        else:
+            cells = raw.tolist()
+            parsed = [_number(v) for v in cells]
+            ok = np.array([isinstance(v, float) for v in parsed], dtype=bool)
+            arr = np.array([v if isinstance(v, float) else np.nan for v in parsed], dtype=float)
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            reason = _number(cells[i])
+            raise InputError(f"{source}: row {_row(table, i)}, field '{col}': {reason}")
         table[col] = arr
     for col in TEXT:
         if col in table.columns:
@@ -144,13 +214,22 @@ def derive(table: pd.DataFrame, source: str) -> pd.DataFrame:
         table["tokens"] = table["flops"] / (FLOPS_PER_PARAM_TOKEN * table["params"])
     elif "tokens" in has and "flops" in has and "params" not in has:
         table["params"] = table["flops"] / (FLOPS_PER_PARAM_TOKEN * table["tokens"])
+    for col in ("params", "tokens", "flops"):
+        if col in table.columns and col not in has:
+            bad = np.flatnonzero(np.isinf(table[col].to_numpy(dtype=float)))
+            if bad.size:
+                i = int(bad[0])
+                given = ", ".join(f"{c}={table[c].iloc[i]:.6g}" for c in ("params", "tokens", "flops") if c in has)
+                raise InputError(f"{source}: row {_row(table, i)}: the derived '{col}' (from C = 6·N·D with {given}) "
+                                 "is not a finite number; the inputs are out of range")
     if "run" not in has:
         table["run"] = [f"row{_row(table, i)}" for i in range(len(table))]
         table.attrs["run_generated"] = True
     return table
 
 
-def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_points: int = 1) -> pd.DataFrame:
+def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_points: int = 1,
+             n_params: int | None = None) -> pd.DataFrame:
     """Check presence, positivity, duplicates and count of the columns a consumer needs."""
     required = list(required)
     absent = [c for c in required if c not in table.columns]
@@ -161,6 +240,9 @@ def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_poin
             f"{found}; map other names with --columns {absent[0]}=NAME)"
         )
     for col in required:
+        gaps = np.flatnonzero(np.isnan(table[col].to_numpy(dtype=float)))
+        if gaps.size:
+            raise InputError(f"{source}: row {_row(table, int(gaps[0]))}, field '{col}': {MISSING}")
         if col in STRICTLY_POSITIVE:
             bad = np.flatnonzero(~(table[col].to_numpy(dtype=float) > 0))
             if bad.size:
@@ -177,6 +259,6 @@ def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_poin
         rows = [_row(table, int(i)) for i in np.flatnonzero(dup)[:2]]
         raise InputError(f"{source}: rows {rows[0]} and {rows[1]} are duplicates (same values in every field)")
     if len(table) < min_points:
-        raise InputError(f"{source}: {len(table)} usable rows, but the law has {min_points} parameters to fit; "
-                         f"need at least {min_points} rows")
+        why = f", but the law has {n_params} parameters to fit" if n_params is not None else ""
+        raise InputError(f"{source}: {len(table)} usable rows{why}; need at least {min_points} rows")
     return table
