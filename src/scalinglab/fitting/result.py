@@ -1,4 +1,4 @@
-"""FitResult: the fit's JSON contract (DESIGN §3), written atomically, read back for predict/plan."""
+"""FitResult: the fit's JSON contract, written atomically, read back for predict/plan."""
 
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
     if path.suffix.lower() in SQLITE_SUFFIXES:
         from scalinglab.runs.store import load_run_table
 
-        # Final evaluations only: a cosine run's intermediate points are not shorter runs (DESIGN §3).
+        # Final evaluations only: a cosine run's intermediate points are not shorter runs.
         raw = load_run_table(path, final_only=True)
     else:
         raw = _read_raw(path)

@@ -1,4 +1,4 @@
-"""The canonical run table (DESIGN §3) and its validation.
+"""The canonical run table and its validation.
 
 One row per (run, evaluation point). Canonical columns:
 
