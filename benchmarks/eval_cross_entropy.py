@@ -1,4 +1,4 @@
-"""Evaluation with and without the cross-entropy kernel (issue 5, must-show 3), one run.
+"""Evaluation with and without the cross-entropy kernel, one run.
 
     flock /tmp/scalinglab-cpu.lock python benchmarks/eval_cross_entropy.py
 

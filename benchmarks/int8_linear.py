@@ -1,4 +1,4 @@
-"""Int8 linear layers against fp32 and bf16 on this CPU (issue 4, must-show 3). Run:
+"""Int8 linear layers against fp32 and bf16 on this CPU. Run:
 
     flock /tmp/scalinglab-cpu.lock python benchmarks/int8_linear.py [--quick] [--threads N]
 

@@ -1,4 +1,4 @@
-"""Perplexity of one checkpoint under every quantization method (issue 4, must-show 2). Run:
+"""Perplexity of one checkpoint under every quantization method. Run:
 
     python examples/train_outlier_gpt2.py --corpus SHAKESPEARE_TEXTS --out out/gpt2-shk   # ~30 min, 1 core
     python benchmarks/quant_quality.py out/gpt2-shk [--calib-seqs 128] [--markdown]

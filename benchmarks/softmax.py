@@ -1,4 +1,4 @@
-"""Softmax benchmark (issue 5, must-show 2): row lengths 1e3…1e7 and batch shapes, one run.
+"""Softmax benchmark: row lengths 1e3…1e7 and batch shapes, one run.
 
     flock /tmp/scalinglab-cpu.lock python benchmarks/softmax.py          # full table (~20 s)
     python benchmarks/softmax.py --quick                                 # smaller shapes

@@ -10,6 +10,9 @@ true irreducible loss.
 
 from __future__ import annotations
 
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -27,39 +30,84 @@ from scalinglab.runs.io import read_runs
 HOLDOUT = "largest-compute=10"
 FORECAST = {"params": 7.0e10, "tokens": 1.4e12}  # Chinchilla itself (Hoffmann et al. 2022)
 BUDGET = 1e24
+CPU = "2 cores of an AMD EPYC (Zen 4), quiet machine"
+HEARTBEAT_S = 5.0  # a stage without its own progress bar prints its elapsed time this often
+# Expected seconds per stage on CPU (the first run also compiles the numba kernels, ~20 s, cached after).
+EXPECTED_S = {"holdout": 3, "bootstrap": 3, "forecast": 8, "ladder": 80, "ladder_fit": 5}
+
+
+@contextmanager
+def stage(console: Console, title: str, expected_s: float, own_bar: bool = False):
+    """A titled stage: prints its expected time at once, then shows the elapsed time until it ends.
+
+    On a terminal a spinner line counts the seconds; otherwise a line is printed every HEARTBEAT_S.
+    ``own_bar``: the stage draws its own progress bar, so only the title is printed.
+    """
+    console.print(Rule(f"{title}  (expected ~{expected_s:.0f} s)"))
+    t0 = time.perf_counter()
+    done = threading.Event()
+    status = None if own_bar or not console.is_terminal else console.status(f"{title}: 0 s")
+
+    def beat():
+        interval = 1.0 if status is not None else HEARTBEAT_S
+        while not done.wait(interval):
+            elapsed = f"{time.perf_counter() - t0:.0f} s (expected ~{expected_s:.0f} s)"
+            if status is not None:
+                status.update(f"{title.split(':')[0]}: {elapsed}")
+            else:
+                console.print(f"[dim]  … {elapsed}[/]", highlight=False)
+
+    thread = threading.Thread(target=beat, daemon=True) if not own_bar else None
+    if status is not None:
+        status.start()
+    if thread is not None:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if thread is not None:
+            thread.join()
+        if status is not None:
+            status.stop()
+        console.print(f"[dim]  done in {time.perf_counter() - t0:.1f} s[/]", highlight=False)
 
 
 def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, ladder: bool = True) -> dict:
     console = console or Console()
+    t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     source = bundled.path(bundled.GEMSTONES)
     table = read_runs(source)
+    total = sum(EXPECTED_S.values()) if ladder else EXPECTED_S["holdout"] + EXPECTED_S["bootstrap"] + EXPECTED_S["forecast"]
     console.print(Rule("scalinglab demo: Gemstones runs (bundled, MIT)"))
+    console.print(f"expected time: ~{total / 60:.1f} min on {CPU}; the first run adds ~20 s compiling kernels")
     console.print(f"{len(table)} runs, N {table.params.min():.3g}–{table.params.max():.3g}, "
                   f"D {table.tokens.min():.3g}–{table.tokens.max():.3g} tokens")
 
-    console.print(Rule(f"1. extrapolation check: fit without the 10 largest-compute runs ({HOLDOUT})"))
-    check = fit(table, "chinchilla", holdout=HOLDOUT)
+    with stage(console, f"1. extrapolation check: fit without the 10 largest-compute runs ({HOLDOUT})",
+               EXPECTED_S["holdout"]):
+        check = fit(table, "chinchilla", holdout=HOLDOUT)
     print_fit(console, check)
 
-    console.print(Rule(f"2. fit on all runs with {bootstrap} bootstrap refits"))
-    result = fit(table, "chinchilla", bootstrap=bootstrap, progress=True)
+    with stage(console, f"2. fit on all runs with {bootstrap} bootstrap refits", EXPECTED_S["bootstrap"], own_bar=True):
+        result = fit(table, "chinchilla", bootstrap=bootstrap, progress=True)
     print_fit(console, result)
     result.save(out / "fit.json")
 
-    console.print(Rule("3. forecast and compute-optimal plan"))
-    pred = predict(result, FORECAST)
+    with stage(console, "3. forecast, compute-optimal plan, plots", EXPECTED_S["forecast"]):
+        pred = predict(result, FORECAST)
+        p = plan(result, BUDGET)
+        fit_part, held = split(table, parse_holdout(HOLDOUT), str(source))
+        plot_fit(check, fit_part, out / "holdout.png", held)
+        plot_fit(result, table, out / "fit.png")
     print_prediction(console, pred)
-    p = plan(result, BUDGET)
     print_plan(console, p)
-
-    fit_part, held = split(table, parse_holdout(HOLDOUT), str(source))
-    plot_fit(check, fit_part, out / "holdout.png", held)
-    plot_fit(result, table, out / "fit.png")
     console.print(f"wrote {out / 'fit.json'}, {out / 'fit.png'}, {out / 'holdout.png'}")
     summary = {"fit": result, "holdout": check, "prediction": pred, "plan": p}
     if ladder:
         summary["ladder"] = run_ladder_part(out, bootstrap, console)
+    console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return summary
 
 
@@ -68,11 +116,13 @@ def run_ladder_part(out: Path, bootstrap: int, console: Console) -> dict:
     from scalinglab.ladder.demo import run_demo_ladder
     from scalinglab.runs.store import load_run_table
 
-    console.print(Rule("4. measure small: a 5 × 3 ladder on a synthetic language with a known floor"))
-    store = run_demo_ladder(out / "ladder.db", progress=True, scale="demo")
+    with stage(console, "4. measure small: train a 5 × 3 ladder on a synthetic language with a known floor",
+               EXPECTED_S["ladder"]):
+        store = run_demo_ladder(out / "ladder.db", progress=True, scale="demo")
     finals = load_run_table(store, final_only=True)
     floor = float(finals["floor"].iloc[0])
-    result = fit(store, "chinchilla", bootstrap=min(bootstrap, 200), holdout="largest-compute=1")
+    with stage(console, "5. fit the ladder, compare E with the true floor", EXPECTED_S["ladder_fit"]):
+        result = fit(store, "chinchilla", bootstrap=min(bootstrap, 200), holdout="largest-compute=1")
     print_fit(console, result)
     err = result.params["E"] / floor - 1
     lo, hi = result.bootstrap.ci["E"]

@@ -16,7 +16,7 @@ def _predict(law, public, N, D, U):
     ids=["6.34B-242B", "8.67B-178B"],
 )
 def test_published_reference_values(N, D, expected):
-    # Muennighoff et al. 2023 published constants; U_D = 25B unique tokens (DESIGN §4).
+    # Muennighoff et al. 2023 published constants; U_D = 25B unique tokens.
     got = _predict(DataConstrained(), PUBLISHED, N, D, 25e9)[0]
     assert got == pytest.approx(expected, rel=1e-9)
 

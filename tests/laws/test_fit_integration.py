@@ -1,6 +1,6 @@
 """Every law through the package fitter (``scalinglab.fitting.api.fit``).
 
-Issue 2's must-show 1: data simulated from known constants → the constants fall inside their
+Parameter recovery: data simulated from known constants → the constants fall inside their
 bootstrap intervals, for every law. And the schedule laws on the real curves of Luo et al. (2025).
 """
 
@@ -72,7 +72,7 @@ def test_constants_within_bootstrap_intervals(name, make):
                          ids=["multi-power", "tissue"])
 def test_real_curves_fit_constant_and_cosine_predict_wsd(name, mean_tol, final_tol):
     # Luo et al. 2025's setting: fit on the constant + cosine curves of one model (100M), predict the
-    # WSD curve (20k stable steps, exponential decay to 24k) the fit never saw. README_laws.md:
+    # WSD curve (20k stable steps, exponential decay to 24k) the fit never saw. docs/laws.md:
     # multi-power 0.08 % mean / −0.58 % at the last step, Tissue 0.08 % / −0.51 %.
     train = mpl._read("100", ["constant_24000", "cosine_24000"])
     result = api.fit(train, law=name)

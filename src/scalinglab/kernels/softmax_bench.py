@@ -252,7 +252,7 @@ LARGE_ROW = 1_000_000  # rows at least this long count as "large" for the scipy/
 
 
 def format_targets(rows: list[Row], copy_gbs: float, caches: dict[str, int] | None = None) -> str:
-    """Issue 5's targets, met or not, from this run's rows (two-pass with a preallocated output)."""
+    """The speed targets, met or not, from this run's rows (two-pass with a preallocated output)."""
     caches = cache_sizes() if caches is None else caches
     by = {(r.shape, r.method): r for r in rows}
     shapes = list(dict.fromkeys(r.shape for r in rows))

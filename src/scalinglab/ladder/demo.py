@@ -2,7 +2,7 @@
 
     from scalinglab.ladder.demo import run_demo_ladder, demo_spec
     store = run_demo_ladder("demo.db", scale="demo")        # ~1.5 min on 2 cores, 5 sizes × 3 budgets
-    store = run_demo_ladder("full.db", scale="full")        # the must-show ladder, 5 sizes × 4 budgets
+    store = run_demo_ladder("full.db", scale="full")        # the larger ladder, 5 sizes × 4 budgets
     store = run_demo_ladder("sh.db", scale="full", corpus="shakespeare")
 
 Scales: ``demo`` (what ``scalinglab demo`` runs before its fit: 5 widths × 0.25M/0.75M/2.25M tokens) and

@@ -25,7 +25,7 @@ def quantize_cmd(
     bits: int = typer.Option(8, "--bits", help="Weight and activation bit width: 8, 6 or 4."),
     calib: Path = typer.Option(..., "--calib", help="Text file for calibration (the model's own distribution)."),
     out: Path = typer.Option(..., "--out", help="Directory for the quantized checkpoint."),
-    n_seqs: int = typer.Option(128, "--calib-seqs", help="Calibration sequences (DESIGN §4: 128–512)."),
+    n_seqs: int = typer.Option(128, "--calib-seqs", help="Calibration sequences (128–512 is typical)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Tokens per sequence (0: the model's context)."),
     alpha: float = typer.Option(0.5, "--alpha", help="SmoothQuant migration strength."),
     threshold: float = typer.Option(OUTLIER_THRESHOLD, "--threshold", help="LLM.int8 outlier magnitude."),

@@ -5,7 +5,7 @@
     curves = load_run_table("runs.db", final_only=False)   # every evaluation point of every finished run
     # scalinglab fit runs.db --law chinchilla  reads the final rows through scalinglab.runs.io.read_runs
 
-:func:`load_run_table` returns the canonical run table (DESIGN §3), one row per (run, evaluation point) kept:
+:func:`load_run_table` returns the canonical run table, one row per (run, evaluation point) kept:
 
     run         run id (e.g. ``demo-synthetic/d64-L2/D1.2e+06/s0``)
     params      N, **non-embedding** parameters (all but token and positional embeddings; the unembedding
