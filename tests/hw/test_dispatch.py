@@ -58,3 +58,11 @@ def test_forced_path_and_bad_override(monkeypatch):
         monkeypatch.setenv("SCALINGLAB_INT8_PATH", "cublas")
         with pytest.raises(InputError, match="SCALINGLAB_INT8_PATH='cublas'"):
             D.int8_plan()
+
+
+def test_a_noisy_calibration_is_replaced_on_a_quiet_machine():
+    import dataclasses
+
+    noisy = dataclasses.replace(make_calibration(), load=3.0)
+    assert D.provisional(noisy, load_now=0.2) and not D.provisional(noisy, load_now=2.0)
+    assert not D.provisional(make_calibration(), load_now=0.0)  # measured quiet: kept

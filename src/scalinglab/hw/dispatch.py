@@ -18,7 +18,7 @@ from scalinglab.errors import InputError
 from scalinglab.hw.calibrate import GEMM_MS, INT8_PATHS, TRAIN_WIDTHS, Calibration
 
 __all__ = ["Int8Plan", "choose_int8_path", "bf16_min_width", "calibration", "int8_plan", "use_bf16",
-           "injected", "BF16_MARGIN", "reset"]
+           "injected", "BF16_MARGIN", "reset", "provisional"]
 
 # bf16 must beat fp32 by this factor in the calibration's fwd+bwd probe before `auto` trains in it: the
 # probe has no attention, norms or optimizer step, which cost the same in both precisions.
@@ -63,6 +63,17 @@ def bf16_min_width(cal: Calibration) -> int | None:
     return best
 
 
+# A calibration taken while other processes kept the cores busy (1-minute load average per core above
+# NOISY_LOAD) is used, but replaced the next time a process starts on a quiet machine (below QUIET_LOAD).
+NOISY_LOAD = 1.0
+QUIET_LOAD = 0.5
+
+
+def provisional(cal: Calibration, load_now: float) -> bool:
+    """Whether a cached calibration should be measured again now (noisy then, quiet now)."""
+    return cal.load > NOISY_LOAD and load_now < QUIET_LOAD
+
+
 _STATE: dict = {}
 
 
@@ -83,6 +94,8 @@ def calibration(recalibrate: bool = False) -> Calibration:
         return _STATE[caps.cache_key()]
     fresh = recalibrate or bool(os.environ.get("SCALINGLAB_FORCE_CALIBRATION"))
     cal = None if fresh else C.load_cached(caps)
+    if cal is not None and provisional(cal, C._load_per_core()):
+        fresh, cal = True, None
     if cal is None:
         with _calibration_lock(C.cache_dir()):  # parallel workers: one measures, the others read its file
             cal = None if fresh else C.load_cached(caps)
