@@ -18,10 +18,12 @@ Which kernels run the product is the machine's choice, asked once from hw/ (``in
 - ``int_mm``:  numba row quantizer → ``torch._int_mm`` → numba dequant epilogue (VNNI / AMX CPUs);
 - ``fbgemm``:  the same codes through fbgemm's prepacked int8 GEMM (kernels/int8_backends.py), fast on
   AVX2 as well; where fbgemm's AVX2 kernels would saturate, activations use 7-bit codes (qmax 63);
-- ``dequant``: no int8 product at all: ``F.linear`` with the dequantized float weights (activations are
-  not quantized, so the result is closer to the float model than any int8 path). The float copy is
-  cached while the process-wide cache stays under a budget (a quarter of the available memory, or
-  ``SCALINGLAB_DEQUANT_CACHE_MB``); past it, weights are dequantized on every call.
+- ``dequant``: no int8 GEMM: the same activation codes (as floats) through an fp32 GEMM against the
+  dequantized weights W_q·s_w — the same quantized function, since products of integers are exact in
+  float32. For CPUs where no int8 kernel beats fp32. The float weight copy is a run-time cache kept
+  while the process-wide total stays under a budget (a quarter of the available memory, or
+  ``SCALINGLAB_DEQUANT_CACHE_MB``); past it, weights are dequantized on every call (slower than fp32,
+  but the 4× memory saving holds).
 
 On the fbgemm path the prepacked matrix becomes the only copy of the int8 codes (``w_t`` is emptied, and
 rebuilt exactly from the packed matrix for checkpoints and device moves), so weight memory stays at
@@ -150,10 +152,13 @@ class QuantLinear(nn.Module):
         self._w_float = None
 
     def packed_nbytes(self) -> int:
-        """Bytes held outside the buffers: fbgemm's packed codes and int32 column offsets (its block
-        padding not counted), or the cached float weight of the dequant path."""
-        n = 0 if self._packed is None else self.in_features * self.out_features + 4 * self.out_features
-        return n + (0 if self._w_float is None else self._w_float.numel() * self._w_float.element_size())
+        """Bytes of the int8 weights held outside the buffers: fbgemm's packed codes and int32 column
+        offsets (its block padding not counted); 0 while ``w_t`` holds them."""
+        return 0 if self._packed is None else self.in_features * self.out_features + 4 * self.out_features
+
+    def cache_nbytes(self) -> int:
+        """Bytes of the dequant path's cached float weight (a run-time cache, not part of the model)."""
+        return 0 if self._w_float is None else self._w_float.numel() * self._w_float.element_size()
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -180,12 +185,7 @@ class QuantLinear(nn.Module):
         if x2.shape[0] == 0:
             return x.new_zeros(*lead, self.out_features)
         path, full = self._resolve(x2.device)
-        if path == "dequant":
-            y = self._forward_dequant(x2)
-        elif path == "fbgemm":
-            y = self._forward_fbgemm(x2, full)
-        else:
-            y = self._forward_int_mm(x2)
+        y = self._forward_int_mm(x2) if path == "int_mm" else self._forward_codes(x2, path, full)
         return y.to(dtype).reshape(*lead, self.out_features)
 
     def _static_params(self, x2: torch.Tensor, qa: int):
@@ -209,10 +209,14 @@ class QuantLinear(nn.Module):
         xq = K.quantize_channels(x2, shift, inv, self.qmax_a)
         return K.dequantize_epilogue(K.int_mm(xq, w_t), scale, self.w_scale, self.bias, in_place=True)
 
-    def _forward_fbgemm(self, x2: torch.Tensor, full_range: bool) -> torch.Tensor:
+    def _forward_codes(self, x2: torch.Tensor, path: str, full_range: bool) -> torch.Tensor:
+        """The fbgemm and dequant paths: activation codes as floats (M × K, plus fbgemm's anchor row),
+        their product with W_q scaled by s_w — fbgemm's int8 GEMM, or an fp32 GEMM against the
+        dequantized weights — then the row scales and bias in one numba pass."""
         x2 = x2.detach().to(torch.float32).contiguous()
         m = x2.shape[0]
         codes = torch.empty(m + 1, self.in_features)  # (M+1, K): the codes and fbgemm's anchor row
+        full_range = full_range or path == "dequant"
         outlier = None
         if self.act in ("token", "llm.int8"):
             qa = B.act_qmax(127 if self.act == "llm.int8" else self.qmax_a, full_range)
@@ -223,27 +227,21 @@ class QuantLinear(nn.Module):
             qa = B.act_qmax(self.qmax_a, full_range)
             shift, inv, sx = self._static_params(x2, qa)
             K.quantize_channels(x2, shift, inv, qa, out=codes[:m])
-        B.anchor_(codes, qa)
-        y = B.rescale_rows_(B.fbgemm_product(codes, self._packed_weight(), qa), sx, self.bias)
+        if path == "fbgemm":
+            B.anchor_(codes, qa)
+            y = B.fbgemm_product(codes, self._packed_weight(), qa)
+        else:
+            y = f_linear(codes[:m], self._float_weight())  # integers × (W_q·s_w): exact products in fp32
+        y = B.rescale_rows_(y, sx, self.bias)
         if outlier is not None:
             K.add_outlier_product_(y, x2, outlier, self.col_slot, self.outlier_w_t, self.codes, self.w_scale)
         return y
 
-    def _forward_dequant(self, x2: torch.Tensor) -> torch.Tensor:
-        x2 = x2.detach().to(torch.float32)
-        if self.act == "static":
-            q = float(self.qmax_a)
-            x2 = torch.clamp((x2 - self.act_shift) * self.act_inv_step, -q, q) * self.act_scale
-        return f_linear(x2, self._float_weight(), self.bias)
-
     def _float_weight(self) -> torch.Tensor:
-        """Dequantized W (N × K); LLM.int8's kept outlier columns are the original float columns."""
+        """W_q·s_w (N × K), cached while the process-wide budget allows."""
         if self._w_float is not None:
             return self._w_float
         w = (self.codes().t().float() * self.w_scale[:, None]).contiguous()
-        if self.act == "llm.int8" and self.outlier_w_t.shape[0]:
-            cols = (self.col_slot >= 0).nonzero().squeeze(1)
-            w[:, cols] = self.outlier_w_t[self.col_slot[cols].long()].t()
         if _DequantCache.reserve(self, w.numel() * w.element_size()):
             self._w_float = w
         return w
