@@ -18,13 +18,19 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=3, help="alternating ref/ours runs; best of each kept")
     parser.add_argument("--shapes", nargs="+", default=None, help="shapes to run (default: all)")
     parser.add_argument("--quick", action="store_true", help="--seconds 2 --repeats 2")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--emulate-avx2", action="store_true", help="run as on an AVX2-only CPU")
     args = parser.parse_args()
     if args.emulate_avx2:
         from scalinglab.hw.emulate import reexec
 
         reexec([a for a in sys.argv if a != "--emulate-avx2"])
+    import torch
+
     from scalinglab.ladder.bench import SHAPES, main
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     shapes = tuple(args.shapes or SHAPES)
     if unknown := [s for s in shapes if s not in SHAPES]:

@@ -64,3 +64,17 @@ def test_garbage_file_is_ignored(cache_home):
     assert C.load_cached(detect()) is None
     path.write_text("[1, 2]")
     assert C.load_cached(detect()) is None
+
+
+def test_measure_under_no_grad_gives_a_valid_calibration(cache_home, monkeypatch):
+    """The real measurement (shortened) from inside torch.no_grad, as a benchmark calls it."""
+    import torch
+
+    monkeypatch.setattr(C, "CALL_BUDGET_S", 0.0)
+    monkeypatch.setattr(C, "MAX_REPS", 3)
+    monkeypatch.setattr(C, "GEMM_D", 128)
+    monkeypatch.setattr(C, "TRAIN_WIDTHS", (32, 64, 96, 128))
+    with torch.no_grad():
+        cal = C.measure(detect())
+    assert C.Calibration.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+    assert "dequant" in cal.int8_ms and all(t > 0 for t in cal.gemm_fp32_ms + cal.train_fp32_ms)

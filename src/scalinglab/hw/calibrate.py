@@ -210,8 +210,9 @@ def measure(caps: Capabilities) -> Calibration:
         makers[path] = lambda m, lin=lin: (lambda x=xs[m]: lin(x))
     with torch.no_grad():
         gemm = _races(makers, GEMM_MS)
-    train = _train_races(torch, F)
-    return Calibration(key=caps.cache_key(), capabilities=caps.to_dict(), created=time.time(),
+    with torch.inference_mode(False), torch.enable_grad():  # callers may be inside no_grad
+        train = _train_races(torch, F)
+    return Calibration(key=caps.cache_key(), capabilities=json.loads(json.dumps(caps.to_dict())), created=time.time(),
                        seconds=time.perf_counter() - t_start, load=_load_per_core(), gemm_fp32_ms=gemm["fp32"], gemm_bf16_ms=gemm["bf16"],
                        int8_ms={p: gemm[p] for p in _available_paths()}, fbgemm_full_range=full_range,
                        train_fp32_ms=train["fp32"], train_bf16_ms=train["bf16"])
