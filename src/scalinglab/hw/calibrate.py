@@ -154,18 +154,27 @@ def _load_per_core() -> float:
         return 0.0
 
 
+def clock():
+    """The timer for one call: with a single torch thread, the process's CPU time (immune to being
+    descheduled by other processes); with several, wall time (their CPU times would add up)."""
+    import torch
+
+    return time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
 def _race(fns: dict, budget_s: float = CALL_BUDGET_S) -> dict[str, float]:
     """Fastest call in ms of each function, timed in interleaved rounds after one warm-up call each, so
     load from other processes falls on every candidate alike (the minimum is the least disturbed)."""
     best = dict.fromkeys(fns, math.inf)
     spent = 0.0
+    now = clock()
     for fn in fns.values():
         fn()
     for rnd in range(MAX_REPS):
         for name, fn in fns.items():
-            t = time.perf_counter()
+            t = now()
             fn()
-            dt = time.perf_counter() - t
+            dt = now() - t
             best[name], spent = min(best[name], dt), spent + dt
         if rnd >= 2 and spent > budget_s * len(fns):
             break

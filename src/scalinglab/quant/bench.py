@@ -12,7 +12,6 @@ timed in a child process of the same run on the same layers and inputs.
 from __future__ import annotations
 
 import copy
-import time
 
 import torch
 from torch.nn.functional import linear as f
@@ -35,19 +34,22 @@ def _time_all(fns: dict, rounds: int = ROUNDS) -> dict[str, float]:
     """Seconds per call of each function: the fastest single call over ``rounds`` interleaved rounds (each
     method runs ≥ ROUND_SECONDS per round). Interleaving spreads load from other processes over every
     method alike; the minimum is the timing least disturbed by them (as ``timeit`` recommends)."""
+    from scalinglab.hw.calibrate import clock
+
+    now = clock()  # CPU time with one thread: a busy machine's preemptions do not count
     reps = {}
     for name, fn in fns.items():
         fn()
-        t = time.perf_counter()
+        t = now()
         fn()
-        reps[name] = max(1, int(ROUND_SECONDS / max(time.perf_counter() - t, 1e-7)))
+        reps[name] = max(1, int(ROUND_SECONDS / max(now() - t, 1e-7)))
     best = dict.fromkeys(fns, float("inf"))
     for _ in range(rounds):
         for name, fn in fns.items():
             for _ in range(reps[name]):
-                t = time.perf_counter()
+                t = now()
                 fn()
-                best[name] = min(best[name], time.perf_counter() - t)
+                best[name] = min(best[name], now() - t)
     return best
 
 
@@ -143,7 +145,8 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS, all_
         with multiprocessing.get_context("spawn").Pool(1) as pool:  # peers first, in their own process
             peer_names, peer_times = pool.apply(_time_peers, (dims, ms, torch.get_num_threads()))
     hw_line, paths = _header(all_paths)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; peers: {', '.join(peer_names) or 'none'}"
+    timer = "process CPU time (1 thread)" if torch.get_num_threads() == 1 else "wall time"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, timed by {timer}; peers: {', '.join(peer_names) or 'none'}"
           + (" (timed in a child process of this run)" if peer_names else ""))
     print(hw_line)
     head = (f"{'d':>5} {'M':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'W8A8 ms':>9} {'int8() ms':>9} "
