@@ -48,7 +48,8 @@ def _register_subsystems() -> None:
     from scalinglab.fitting import cli as fitting_cli
 
     fitting_cli.register(app, bench_app)
-    for module in ("scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli", "scalinglab.data.cli"):
+    for module in ("scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli", "scalinglab.data.cli",
+                   "scalinglab.hw.cli"):
         importlib.import_module(module).register(app, bench_app)
 
 

@@ -66,13 +66,19 @@ def test_bf16_trains(corpus):
 
 
 def test_auto_precision_picks_bf16_from_the_measured_width():
+    from tests.hw.fakes import AVX2, make_calibration
+
     from scalinglab.errors import InputError
-    from scalinglab.ladder.train import AUTO_BF16_MIN_WIDTH, uses_bf16
+    from scalinglab.hw.dispatch import injected
+    from scalinglab.ladder.train import uses_bf16
 
     narrow = GPTConfig(vocab_size=64, seq_len=16, d_model=64, n_layer=1, n_head=2)
-    wide = GPTConfig(vocab_size=64, seq_len=16, d_model=AUTO_BF16_MIN_WIDTH, n_layer=1, n_head=4)
-    assert not uses_bf16("auto", narrow) and uses_bf16("auto", wide)
-    assert uses_bf16("bf16", narrow) and not uses_bf16("fp32", wide)
+    wide = GPTConfig(vocab_size=64, seq_len=16, d_model=256, n_layer=1, n_head=4)
+    with injected(make_calibration()):  # bf16 measured faster from width 256
+        assert not uses_bf16("auto", narrow) and uses_bf16("auto", wide)
+        assert uses_bf16("bf16", narrow) and not uses_bf16("fp32", wide)
+    with injected(make_calibration(**AVX2)):  # bf16 measured slower at every width
+        assert not uses_bf16("auto", wide) and uses_bf16("bf16", wide)
     with pytest.raises(InputError, match="precision 'fp16'"):
         TrainConfig(precision="fp16")
 

@@ -33,6 +33,7 @@ __all__ = [
     "dequantize_epilogue",
     "w8a8_matmul",
     "llm_int8_matmul",
+    "add_outlier_product_",
     "quantize_rows_reference",
     "quantize_channels_reference",
     "llm_int8_matmul_reference",
@@ -126,23 +127,28 @@ def _f32_2d(x: torch.Tensor) -> torch.Tensor:
     return x.detach().reshape(-1, x.shape[-1]).to(torch.float32).contiguous()
 
 
-def quantize_rows(x: torch.Tensor, qmax: int, skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize_rows(x: torch.Tensor, qmax: int, skip: torch.Tensor | None = None,
+                  out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Dynamic per-row absmax quantization of a (M × K) float32 matrix; columns with ``skip`` set are
-    left out of the amax and coded 0 (LLM.int8's outlier columns). Returns (int8 codes, scales (M,))."""
+    left out of the amax and coded 0 (LLM.int8's outlier columns). Returns (int8 codes, scales (M,)).
+    ``out``: a contiguous (M × K) int8 or float32 tensor to write the codes into (the fbgemm path
+    takes them as floats)."""
     x = _f32_2d(x)
     m, k = x.shape
-    q = torch.empty((m, k), dtype=torch.int8)
+    q = torch.empty((m, k), dtype=torch.int8) if out is None else out
     s = torch.empty(m, dtype=torch.float32)
     weight = torch.ones(k) if skip is None else (~skip).to(torch.float32)
     _quant_rows(x.numpy(), qmax, weight.numpy(), q.numpy(), s.numpy())
     return q, s
 
 
-def quantize_channels(x: torch.Tensor, shift: torch.Tensor, inv_step: torch.Tensor, qmax: int) -> torch.Tensor:
+def quantize_channels(x: torch.Tensor, shift: torch.Tensor, inv_step: torch.Tensor, qmax: int,
+                      out: torch.Tensor | None = None) -> torch.Tensor:
     """Static quantization with a per-input-channel shift and step: ``clamp(round((x − z_j)/Δ_j), ±qmax)``.
-    A per-tensor static scale is the special case of a constant step (OutlierTune, RTN-static)."""
+    A per-tensor static scale is the special case of a constant step (OutlierTune, RTN-static).
+    ``out`` as in :func:`quantize_rows`."""
     x = _f32_2d(x)
-    q = torch.empty(x.shape, dtype=torch.int8)
+    q = torch.empty(x.shape, dtype=torch.int8) if out is None else out
     _quant_channels(x.numpy(), shift.numpy(), inv_step.numpy(), qmax, q.numpy())
     return q
 
@@ -156,7 +162,8 @@ def column_amax(x: torch.Tensor) -> torch.Tensor:
 
 
 def int_mm(xq: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
-    """int8 (M × K) · int8 (K × N) → int32 (M × N) on the VNNI path."""
+    """int8 (M × K) · int8 (K × N) → int32 (M × N) with ``torch._int_mm`` (fast with VNNI/AMX only;
+    quant/linear.py asks hw/ which path to take)."""
     return torch._int_mm(xq, w_t)
 
 
@@ -199,13 +206,24 @@ def llm_int8_matmul(
     outlier = column_amax(x) >= threshold
     xq, sx = quantize_rows(x, 127, outlier)
     y = dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias, in_place=True)
+    return add_outlier_product_(y, x, outlier, col_slot, outlier_w_t, lambda: w_t, sw)
+
+
+def add_outlier_product_(y: torch.Tensor, x: torch.Tensor, outlier: torch.Tensor, col_slot: torch.Tensor,
+                         outlier_w_t: torch.Tensor, codes, sw: torch.Tensor) -> torch.Tensor:
+    """``y += X[:, O]·W[:, O]ᵀ`` in float (the decomposition's second term), in place.
+
+    ``col_slot`` (K,) int32 maps an input column to its row in ``outlier_w_t`` (C × N, the original float
+    weight columns of calibration outliers), or −1 where none is kept; those columns fall back to their
+    dequantized int8 codes, which ``codes()`` returns (K × N) only when needed.
+    """
     cols = outlier.nonzero().squeeze(1)
     if cols.numel():
         slot = col_slot[cols].long()
         if bool((slot >= 0).all()):  # the usual case: every outlier dim was seen at calibration
             w_o = outlier_w_t[slot]  # original float columns, (|O| × N)
         else:
-            w_o = w_t[cols].float() * sw  # dequantized fallback for dims never seen before
+            w_o = codes()[cols].float() * sw  # dequantized fallback for dims never seen before
             kept = slot >= 0
             w_o[kept] = outlier_w_t[slot[kept]]
         y.addmm_(x[:, cols], w_o)

@@ -91,8 +91,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     @bench_app.command("train")
     def bench_train(
         seconds: float = typer.Option(10.0, "--seconds", help="Timed seconds per configuration."),
+        quick: bool = typer.Option(False, "--quick", help="2 s per configuration, 2 repeats (a couple of minutes)."),
     ) -> None:
-        """Training tokens/s: our trainer vs a minimal PyTorch GPT loop, fp32 and bf16, and % of matmul peak.
+        """Training tokens/s: our trainer vs a minimal PyTorch GPT loop, fp32, bf16 and auto, and % of matmul peak.
 
         Example:
 
@@ -100,4 +101,4 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """
         from scalinglab.ladder.bench import main as bench_main
 
-        bench_main(seconds=seconds)
+        bench_main(seconds=2.0, repeats=2) if quick else bench_main(seconds=seconds)

@@ -36,16 +36,16 @@ __all__ = ["TrainConfig", "EvalPoint", "TrainResult", "train", "lr_at", "eval_st
 
 SCHEDULES = ("cosine", "wsd", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
-# "auto" trains in bf16 autocast from this width up. benchmarks/train_throughput.py on the 2-core AVX-512
-# BF16 machine: d = 256 runs 1.51× faster in bf16 than fp32; d = 64 runs 0.74× (casts cost more than
-# the tiny matmuls save).
-AUTO_BF16_MIN_WIDTH = 256
 
 
 def uses_bf16(precision: str, model_cfg: GPTConfig) -> bool:
-    """Whether a run of this precision setting autocasts to bf16 (resolving "auto" by width)."""
+    """Whether a run of this precision setting autocasts to bf16. "auto" asks hw/: bf16 only from the
+    width at which this machine's calibration measured bf16 faster than fp32 (never on a CPU without
+    native bf16, where autocast runs 5–40× slower)."""
     if precision == "auto":
-        return model_cfg.d_model >= AUTO_BF16_MIN_WIDTH
+        from scalinglab.hw import use_bf16
+
+        return use_bf16(model_cfg.d_model)
     return precision == "bf16"
 
 
@@ -68,7 +68,7 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     seed: int = 0
     # "bf16": autocast matmuls to bfloat16 on CPU (weights and optimizer stay fp32); "auto": bf16 where
-    # it was measured faster (d_model ≥ AUTO_BF16_MIN_WIDTH), fp32 below
+    # this machine measured it faster at this width (hw/), fp32 elsewhere
     precision: str = "auto"
     n_evals: int = 8  # log-spaced evaluation points, the last at the final step
     eval_seqs: int = 256  # held-out sequences per evaluation

@@ -32,8 +32,14 @@ def tensor_bytes(tensors) -> int:
     return sum(seen.values())
 
 
+def _held_outside_buffers(modules) -> int:
+    """fbgemm's packed int8 weights of QuantLinears (they replace the ``w_t`` buffer once packed). The
+    dequant path's float cache is a run-time cache and not counted (``QuantLinear.cache_nbytes``)."""
+    return sum(m.packed_nbytes() for m in modules if isinstance(m, QuantLinear))
+
+
 def model_bytes(model: nn.Module) -> int:
-    return tensor_bytes(list(model.parameters()) + list(model.buffers()))
+    return tensor_bytes(list(model.parameters()) + list(model.buffers())) + _held_outside_buffers(model.modules())
 
 
 def _is_linear(m: nn.Module) -> bool:
@@ -42,11 +48,12 @@ def _is_linear(m: nn.Module) -> bool:
 
 def linear_bytes(model: nn.Module, skip: Sequence[str] = ("lm_head",)) -> int:
     """Bytes of the (possibly quantized) linear layers, those named in ``skip`` left out."""
-    ts = []
+    ts, mods = [], []
     for name, m in model.named_modules():
         if _is_linear(m) and not any(s in name for s in skip):
             ts += list(m.parameters(recurse=False)) + list(m.buffers(recurse=False))
-    return tensor_bytes(ts)
+            mods.append(m)
+    return tensor_bytes(ts) + _held_outside_buffers(mods)
 
 
 @torch.no_grad()

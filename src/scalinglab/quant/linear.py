@@ -12,13 +12,34 @@ scale per output channel and the bias remain. How the activations are quantized 
 - ``llm.int8``: dynamic per-token with the outlier-column decomposition (kernels/int8_matmul.py)
 
 Narrower bit widths (6, 4) use the same int8 containers with a smaller ``qmax``.
+
+Which kernels run the product is the machine's choice, asked once from hw/ (``int8_plan``):
+
+- ``int_mm``:  numba row quantizer → ``torch._int_mm`` → numba dequant epilogue (VNNI / AMX CPUs);
+- ``fbgemm``:  the same codes through fbgemm's prepacked int8 GEMM (kernels/int8_backends.py), fast on
+  AVX2 as well; where fbgemm's AVX2 kernels would saturate, activations use 7-bit codes (qmax 63);
+- ``dequant``: no int8 GEMM: the same activation codes (as floats) through an fp32 GEMM against the
+  dequantized weights W_q·s_w — the same quantized function, since products of integers are exact in
+  float32. For CPUs where no int8 kernel beats fp32. The float weight copy is a run-time cache kept
+  while the process-wide total stays under a budget (a quarter of the available memory, or
+  ``SCALINGLAB_DEQUANT_CACHE_MB``); past it, weights are dequantized on every call (slower than fp32,
+  but the 4× memory saving holds).
+
+On the fbgemm path the prepacked matrix becomes the only copy of the int8 codes (``w_t`` is emptied, and
+rebuilt exactly from the packed matrix for checkpoints and device moves), so weight memory stays at
+one byte per weight.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
+
 import torch
 from torch import nn
+from torch.nn.functional import linear as f_linear
 
+from scalinglab.kernels import int8_backends as B
 from scalinglab.kernels import int8_matmul as K
 from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.primitives import qmax_for_bits
@@ -29,7 +50,7 @@ ACT_MODES = ("token", "tensor", "static", "llm.int8")
 
 
 class QuantLinear(nn.Module):
-    """y = dequant(X_q · W_qᵀ) + b, with the int8 product on ``torch._int_mm``.
+    """y = dequant(X_q · W_qᵀ) + b, with the int8 product on the path hw/ chose for this machine.
 
     Construct empty (for loading a checkpoint) with the shapes, or with ``QuantLinear.from_parts``.
     """
@@ -51,6 +72,9 @@ class QuantLinear(nn.Module):
         if act == "llm.int8":
             self.register_buffer("col_slot", torch.full((in_features,), -1, dtype=torch.int32))
             self.register_buffer("outlier_w_t", torch.zeros(n_outlier_cols, out_features))  # (C, N)
+        self._plan: tuple[str, bool] | None = None  # (path, full_range), asked from hw/ on first call
+        self._packed = None  # fbgemm's prepacked weight (then w_t is emptied)
+        self._w_float: torch.Tensor | None = None  # dequant path: cached float weight (N × K)
 
     @classmethod
     def from_parts(cls, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None, act: str,
@@ -87,30 +111,179 @@ class QuantLinear(nn.Module):
         return {"in_features": self.in_features, "out_features": self.out_features, "act": self.act,
                 "bits_w": self.bits_w, "bits_a": self.bits_a, "n_outlier_cols": n_out, "threshold": self.threshold}
 
+    # ----------------------------------------------------------------- which kernels run the product
+
+    def set_path(self, path: str | None, full_range: bool = True) -> QuantLinear:
+        """Pin the int8 path (``int_mm``, ``fbgemm``, ``dequant``), or ``None`` to ask hw/ again."""
+        if path is not None and path not in ("int_mm", "fbgemm", "dequant"):
+            raise ValueError(f"unknown int8 path {path!r}")
+        self._restore_codes()
+        self._plan = None if path is None else (path, bool(full_range))
+        return self
+
+    @property
+    def path(self) -> str | None:
+        return None if self._plan is None else self._plan[0]
+
+    def _resolve(self, device: torch.device) -> tuple[str, bool]:
+        if self._plan is None:
+            from scalinglab.hw import int8_plan
+
+            plan = int8_plan(device.type)
+            self._plan = (plan.path, plan.full_range)
+        path, full = self._plan
+        if path == "fbgemm" and (device.type != "cpu" or self.in_features < 2):
+            return "int_mm", True  # fbgemm is CPU-only, and its anchor row needs two columns
+        return path, full
+
+    def codes(self) -> torch.Tensor:
+        """The int8 weight codes (K × N), wherever they are kept."""
+        return self.w_t if self._packed is None else B.unpack_weight(self._packed)
+
+    def _packed_weight(self):
+        if self._packed is None:
+            self._packed = B.pack_weight(self.w_t, self.w_scale)
+            self.w_t = torch.empty(0, self.out_features, dtype=torch.int8)  # the packed copy is the only one
+        return self._packed
+
+    def _restore_codes(self) -> None:
+        if self._packed is not None:
+            self.w_t = B.unpack_weight(self._packed)
+            self._packed = None
+        self._w_float = None
+
+    def packed_nbytes(self) -> int:
+        """Bytes of the int8 weights held outside the buffers: fbgemm's packed codes and int32 column
+        offsets (its block padding not counted); 0 while ``w_t`` holds them."""
+        return 0 if self._packed is None else self.in_features * self.out_features + 4 * self.out_features
+
+    def cache_nbytes(self) -> int:
+        """Bytes of the dequant path's cached float weight (a run-time cache, not part of the model)."""
+        return 0 if self._w_float is None else self._w_float.numel() * self._w_float.element_size()
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._packed is not None:
+            destination[prefix + "w_t"] = self.codes()
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        if self._packed is not None:
+            self.w_t = torch.zeros(self.in_features, self.out_features, dtype=torch.int8)
+            self._packed = None
+        self._w_float = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._restore_codes()  # moves and casts see the plain int8 buffer
+        return super()._apply(fn, *args, **kwargs)
+
+    # ----------------------------------------------------------------------------------------- forward
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, dtype = x.shape[:-1], x.dtype
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] == 0:
             return x.new_zeros(*lead, self.out_features)
-        if self.act == "token":
-            y = K.w8a8_matmul(x2, self.w_t, self.w_scale, self.bias, self.qmax_a)
-        elif self.act == "llm.int8":
-            y = K.llm_int8_matmul(x2, self.w_t, self.w_scale, self.bias, self.threshold,
-                                  self.col_slot, self.outlier_w_t)
-        else:
-            if self.act == "tensor":
-                amax = float(x2.detach().abs().amax())
-                s = amax / self.qmax_a if amax > 0 else 1.0
-                shift = torch.zeros(self.in_features)
-                inv = torch.full((self.in_features,), 1.0 / s)
-                scale = torch.tensor([s], dtype=torch.float32)
-            else:
-                shift, inv, scale = self.act_shift, self.act_inv_step, self.act_scale
-            xq = K.quantize_channels(x2, shift, inv, self.qmax_a)
-            y = K.dequantize_epilogue(K.int_mm(xq, self.w_t), scale, self.w_scale, self.bias, in_place=True)
+        path, full = self._resolve(x2.device)
+        y = self._forward_int_mm(x2) if path == "int_mm" else self._forward_codes(x2, path, full)
         return y.to(dtype).reshape(*lead, self.out_features)
+
+    def _static_params(self, x2: torch.Tensor, qa: int):
+        """(shift, 1/step, product scale) of the ``tensor`` / ``static`` modes at activation range ``qa``."""
+        if self.act == "tensor":
+            amax = float(x2.detach().abs().amax())
+            s = amax / qa if amax > 0 else 1.0
+            return (torch.zeros(self.in_features), torch.full((self.in_features,), 1.0 / s),
+                    torch.tensor([s], dtype=torch.float32))
+        r = qa / self.qmax_a  # < 1 only when fbgemm needs 7-bit codes: a coarser step, same saturation point
+        return self.act_shift, self.act_inv_step * r, self.act_scale / r
+
+    def _forward_int_mm(self, x2: torch.Tensor) -> torch.Tensor:
+        w_t = self.codes()
+        if self.act == "token":
+            return K.w8a8_matmul(x2, w_t, self.w_scale, self.bias, self.qmax_a)
+        if self.act == "llm.int8":
+            return K.llm_int8_matmul(x2, w_t, self.w_scale, self.bias, self.threshold, self.col_slot,
+                                     self.outlier_w_t)
+        shift, inv, scale = self._static_params(x2, self.qmax_a)
+        xq = K.quantize_channels(x2, shift, inv, self.qmax_a)
+        return K.dequantize_epilogue(K.int_mm(xq, w_t), scale, self.w_scale, self.bias, in_place=True)
+
+    def _forward_codes(self, x2: torch.Tensor, path: str, full_range: bool) -> torch.Tensor:
+        """The fbgemm and dequant paths: activation codes as floats (M × K, plus fbgemm's anchor row),
+        their product with W_q scaled by s_w — fbgemm's int8 GEMM, or an fp32 GEMM against the
+        dequantized weights — then the row scales and bias in one numba pass."""
+        x2 = x2.detach().to(torch.float32).contiguous()
+        m = x2.shape[0]
+        codes = torch.empty(m + 1, self.in_features)  # (M+1, K): the codes and fbgemm's anchor row
+        full_range = full_range or path == "dequant"
+        outlier = None
+        if self.act in ("token", "llm.int8"):
+            qa = B.act_qmax(127 if self.act == "llm.int8" else self.qmax_a, full_range)
+            if self.act == "llm.int8":
+                outlier = K.column_amax(x2) >= self.threshold
+            _, sx = K.quantize_rows(x2, qa, outlier, out=codes[:m])
+        else:
+            qa = B.act_qmax(self.qmax_a, full_range)
+            shift, inv, sx = self._static_params(x2, qa)
+            K.quantize_channels(x2, shift, inv, qa, out=codes[:m])
+        if path == "fbgemm":
+            B.anchor_(codes, qa)
+            y = B.fbgemm_product(codes, self._packed_weight(), qa)
+        else:
+            y = f_linear(codes[:m], self._float_weight())  # integers × (W_q·s_w): exact products in fp32
+        y = B.rescale_rows_(y, sx, self.bias)
+        if outlier is not None:
+            K.add_outlier_product_(y, x2, outlier, self.col_slot, self.outlier_w_t, self.codes, self.w_scale)
+        return y
+
+    def _float_weight(self) -> torch.Tensor:
+        """W_q·s_w (N × K), cached while the process-wide budget allows."""
+        if self._w_float is not None:
+            return self._w_float
+        w = (self.codes().t().float() * self.w_scale[:, None]).contiguous()
+        if _DequantCache.reserve(self, w.numel() * w.element_size()):
+            self._w_float = w
+        return w
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, act={self.act}, "
-                f"W{self.bits_w}A{self.bits_a}")
+                f"W{self.bits_w}A{self.bits_a}" + (f", path={self.path}" if self.path else ""))
+
+
+class _DequantCache:
+    """Process-wide budget for the dequant path's cached float weights (released when a module dies)."""
+
+    used = 0
+    budget: int | None = None
+
+    @classmethod
+    def reserve(cls, owner: nn.Module, nbytes: int) -> bool:
+        if cls.budget is None:
+            cls.budget = _default_budget()
+        if cls.used + nbytes > cls.budget:
+            return False
+        cls.used += nbytes
+        weakref.finalize(owner, cls._release, nbytes)
+        return True
+
+    @classmethod
+    def _release(cls, nbytes: int) -> None:
+        cls.used -= nbytes
+
+
+def _default_budget() -> int:
+    env = os.environ.get("SCALINGLAB_DEQUANT_CACHE_MB")
+    if env is not None:
+        try:
+            return max(0, int(float(env) * 2**20))
+        except ValueError:
+            pass
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 // 4
+    except OSError:
+        pass
+    return 1 << 30

@@ -1,0 +1,107 @@
+"""`scalinglab doctor`: this machine's capabilities, measured GEMM speeds and the choices they imply.
+
+    scalinglab doctor
+    scalinglab doctor --recalibrate --json
+
+torch is imported inside the command, so `scalinglab --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+__all__ = ["doctor_cmd", "register", "doctor_report", "format_report"]
+
+
+def doctor_report(recalibrate: bool = False) -> dict:
+    """Everything the doctor shows, as one JSON-ready dict."""
+    from scalinglab.hw import calibrate as C
+    from scalinglab.hw import dispatch as D
+    from scalinglab.hw.capabilities import detect
+
+    caps = detect()
+    cal = D.calibration(recalibrate=recalibrate)
+    plan = D.choose_int8_path(cal)
+    width = D.bf16_min_width(cal)
+    gflops = {name: [None if t is None else 2 * m * C.GEMM_D**2 / t / 1e6 for m, t in zip(C.GEMM_MS, ms, strict=True)]
+              for name, ms in {"fp32": cal.gemm_fp32_ms, "bf16": cal.gemm_bf16_ms, **cal.int8_ms}.items()}
+    big = len(C.GEMM_MS) - 1
+    bf16_big = cal.gemm_bf16_ms[big]
+    float_default = "bf16" if bf16_big is not None and bf16_big < cal.gemm_fp32_ms[big] else "fp32"
+    return {
+        "capabilities": caps.to_dict(),
+        "cache_path": str(C.cache_path(caps)),
+        "calibration": cal.to_dict(),
+        "gflops": gflops,
+        "choices": {
+            "int8_path": plan.path,
+            "int8_activation_bits": 8 if plan.path != "fbgemm" or plan.full_range else 7,
+            "int8_reason": plan.reason,
+            "auto_bf16_min_width": width,
+            "float_default": float_default,
+        },
+    }
+
+
+def format_report(r: dict) -> str:
+    caps, cal, ch = r["capabilities"], r["calibration"], r["choices"]
+    capped = sorted(set(caps["cpu_flags"]) - set(caps["flags"]))
+    env = " ".join(f"{k}={v}" for k, v in caps["env"].items())
+    lines = [
+        f"CPU            {caps['cpu_model']} ({caps['arch']}), {caps['threads']} torch threads",
+        f"instructions   {caps['isa']}: {' '.join(caps['flags']) or '-'}"
+        + (f"  (present but capped: {' '.join(capped)})" if capped else ""),
+        f"torch          {caps['torch_version']}, kernels {caps['torch_capability']}; quantized engines: "
+        f"{', '.join(caps['quantized_engines'])}",
+        f"CUDA           {', '.join(caps['cuda_devices']) if caps['cuda'] else 'none'}",
+        f"environment    {env or '(no caps set)'}",
+        f"calibration    {r['cache_path']}  ({cal['seconds']:.2f} s to measure, load {cal['load']:.1f} per core"
+        + ("; other processes competed, run --recalibrate when the machine is quiet)" if cal["load"] > 1 else ")"),
+        "",
+        f"d = {cal['gemm_d']} linear, ms per call (GFLOP/s):",
+    ]
+    names = list(r["gflops"])
+    lines.append(f"{'M':>6} " + " ".join(f"{n:>17}" for n in names))
+    ms_of = {"fp32": cal["gemm_fp32_ms"], "bf16": cal["gemm_bf16_ms"], **cal["int8_ms"]}
+    for i, m in enumerate(cal["gemm_ms"]):
+        cells = []
+        for n in names:
+            t, g = ms_of[n][i], r["gflops"][n][i]
+            cells.append(f"{'skipped':>17}" if t is None else f"{t:8.3f} ({g:6.1f})")
+        lines.append(f"{m:>6} " + " ".join(cells))
+    lines += ["", "training probe (fwd+bwd, 256 tokens), ms: width fp32 bf16 bf16-speedup"]
+    for w, f, b in zip(cal["train_widths"], cal["train_fp32_ms"], cal["train_bf16_ms"], strict=True):
+        lines.append(f"{w:>6} {f:9.3f} " + ("  skipped" if b is None else f"{b:9.3f} {f / b:6.2f}×"))
+    width = ch["auto_bf16_min_width"]
+    lines += [
+        "",
+        f"int8 linears   {ch['int8_path']} ({ch['int8_activation_bits']}-bit activation codes): {ch['int8_reason']}",
+        "precision auto " + (f"bf16 from d_model ≥ {width}, fp32 below" if width else "fp32 at every width"),
+        f"float default  {ch['float_default']} (faster of the two at M = {cal['gemm_ms'][-1]})",
+    ]
+    return "\n".join(lines)
+
+
+def doctor_cmd(
+    recalibrate: bool = typer.Option(False, "--recalibrate", help="Measure again and overwrite the cached numbers."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """This machine: CPU capabilities, measured fp32/bf16/int8 speeds, the backends chosen, the cache file.
+
+    The first call measures (under 2 s on an idle machine) and caches the numbers under
+    $XDG_CACHE_HOME/scalinglab (default ~/.cache/scalinglab); later calls read the cache.
+
+    Examples:
+
+        scalinglab doctor
+
+        ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 scalinglab doctor
+    """
+    report = doctor_report(recalibrate=recalibrate)
+    print(json.dumps(report, indent=1) if as_json else format_report(report))
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("doctor")(doctor_cmd)
