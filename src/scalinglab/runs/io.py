@@ -10,6 +10,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError
 from scalinglab.jsonl import iter_objects
+from scalinglab.runs.chunked import CHUNKED_SUFFIXES, read_chunked
 from scalinglab.runs.schema import canonicalize, coerce_numeric, derive, parse_column_map
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -67,6 +68,9 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
 
         # Final evaluations only: a cosine run's intermediate points are not shorter runs (DESIGN §3).
         raw = load_run_table(path, final_only=True)
+    elif path.suffix.lower() in CHUNKED_SUFFIXES:
+        # CSV/TSV/Parquet stream in chunks, each canonicalised and coerced (bounded memory, linear time).
+        return derive(read_chunked(path, columns), str(path))
     else:
         raw = _read_raw(path)
     if raw.empty:
