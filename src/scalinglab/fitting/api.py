@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.bootstrap import bootstrap, percentile_ci
+from scalinglab.fitting.bootstrap import bootstrap, check_replicates, percentile_ci
 from scalinglab.fitting.diagnostics import diagnose
 from scalinglab.fitting.objective import HUBER_DELTA, HuberObjective
 from scalinglab.fitting.optimize import distinct_optima, multistart
 from scalinglab.fitting.result import Bootstrap, FitResult
+from scalinglab.fitting.screen import SCREEN_ROWS, screening_objective
 from scalinglab.fitting.validate import Holdout, parse_holdout, score, split
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
@@ -40,8 +41,7 @@ class FitConfig:
 
         if not self.huber_delta > 0:
             raise InputError(f"--huber-delta: {self.huber_delta} must be > 0")
-        if self.bootstrap < 0:
-            raise InputError(f"--bootstrap: {self.bootstrap} must be >= 0")
+        check_replicates(self.bootstrap)
         if not 0 < self.level < 1:
             raise InputError(f"--level: {self.level} must be between 0 and 1")
 
@@ -51,7 +51,28 @@ def _inputs(law: Law, table: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _sha256(table: pd.DataFrame, cols) -> str:
-    return hashlib.sha256(table[list(cols)].to_csv(index=False).encode()).hexdigest()
+    """SHA-256 of the fitted columns: each name, then its values as little-endian float64 bytes.
+
+    Linear and cheap at any size (formatting millions of floats as CSV text took longer than the fit).
+    """
+    digest = hashlib.sha256()
+    for col in cols:
+        digest.update(f"{col}\n".encode())
+        values = table[col].to_numpy()
+        if values.dtype.kind in "fiub":
+            digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+        else:  # text inputs (the run of a loss-curve law)
+            digest.update("\n".join(map(str, values)).encode())
+    return digest.hexdigest()
+
+
+def _screen(obj: HuberObjective, table: pd.DataFrame) -> HuberObjective:
+    """The subsample the multi-start search runs on (strata: runs, along their steps); the polish sees all."""
+    if obj.design is not None or len(table) <= SCREEN_ROWS:
+        return screening_objective(obj)
+    strata = table["run"].to_numpy() if "run" in table.columns else None
+    order = np.argsort(table["step"].to_numpy(), kind="stable") if "step" in table.columns else None
+    return screening_objective(obj, strata, order)
 
 
 def _progress_bar(enabled: bool, total: int, label: str):
@@ -93,7 +114,7 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
     bounds = the_law.bounds()
     bounds_arg = None if all(b == (None, None) for b in bounds) else bounds
     starts = the_law.init_grid()
-    best = multistart(obj, starts, bounds=bounds_arg)
+    best = multistart(obj, starts, bounds=bounds_arg, screen=_screen(obj, table))
 
     result = FitResult(
         law=the_law.name, formula=the_law.formula, params=the_law.to_public(best.theta),
@@ -131,8 +152,13 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
     else:
         theta_samples = None
 
-    result.diagnostics = diagnose(the_law, best.theta, x, {c: table[c].to_numpy() for c in ("params", "tokens", "flops")
-                                                           if c in table.columns}, theta_samples)
+    x_diag, w_diag = x, None
+    if obj.design is not None:  # JᵀJ over design points, each weighted by its rows: the same matrix
+        d = obj.design
+        x_diag = {k: v[d.index] for k, v in x.items()}
+        w_diag = np.add.reduceat(d.counts, d.start[:-1]).astype(float)
+    result.diagnostics = diagnose(the_law, best.theta, x_diag, {c: table[c].to_numpy() for c in ("params", "tokens", "flops")
+                                                                if c in table.columns}, theta_samples, weights=w_diag)
     if held is not None:
         predicted = the_law.predict(result.params, _inputs(the_law, held))
         result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}", **score(predicted, held["loss"].to_numpy()),

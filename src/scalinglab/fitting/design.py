@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-__all__ = ["DesignPoints", "group_rows", "groupable", "segment_prefix"]
+__all__ = ["DesignPoints", "group_rows", "groupable", "segment_prefix", "small_int"]
 
 
 def groupable(x: Mapping[str, object], n: int) -> bool:
@@ -45,7 +45,8 @@ def groupable(x: Mapping[str, object], n: int) -> bool:
     return bool(x) and all(isinstance(v, np.ndarray) and v.shape == (n,) for v in x.values())
 
 
-def _small_int(codes: np.ndarray, k: int) -> np.ndarray:
+def small_int(codes: np.ndarray, k: int) -> np.ndarray:
+    """Codes 0…k−1 in the narrowest integer type: numpy then sorts them stably in linear time."""
     # numpy sorts 8/16-bit integers stably by radix (linear time); wider ones by merge sort
     for dt in (np.int16, np.int32):
         if k < np.iinfo(dt).max:
@@ -131,11 +132,12 @@ class DesignPoints:
         return f.sum(axis=1), psi
 
 
-def group_rows(columns: Sequence[np.ndarray], log_loss: np.ndarray) -> DesignPoints:
+def group_rows(columns: Sequence[np.ndarray], log_loss: np.ndarray, repeats_only: bool = False) -> DesignPoints | None:
     """Group rows by identical values in ``columns`` (the prepared inputs), then by identical ``log_loss``.
 
     Linear-time hashing for the groups, one O(n log n) sort of the losses; design points come out in
-    order of their group code, entries sorted by loss inside each.
+    order of their group code, entries sorted by loss inside each. With ``repeats_only``, None (before
+    any sorting) when every row is its own design point.
     """
     log_loss = np.asarray(log_loss, dtype=float)
     n = log_loss.size
@@ -145,8 +147,10 @@ def group_rows(columns: Sequence[np.ndarray], log_loss: np.ndarray) -> DesignPoi
         codes, uniques = pd.factorize(np.asarray(col), sort=False)
         key, ids = pd.factorize(key * len(uniques) + codes, sort=False)  # stays < n: no overflow
         k = len(ids)
+    if repeats_only and k == n:
+        return None
     order = np.argsort(log_loss)  # ties are the same value: any order among them is fine
-    order = order[np.argsort(_small_int(key[order], k), kind="stable")]
+    order = order[np.argsort(small_int(key[order], k), kind="stable")]
     ps, ys = key[order], log_loss[order]
     new_point = np.empty(n, dtype=bool)
     new_point[0] = True

@@ -55,8 +55,9 @@ class HuberObjective:
         self.design = None
         n = self.log_loss.size
         if group and (design is not None or groupable(self.x, n)):
-            design = design if design is not None else group_rows(list(self.x.values()), self.log_loss)
-            if self.fused or design.n_points < n:
+            if design is None:
+                design = group_rows(list(self.x.values()), self.log_loss, repeats_only=not self.fused)
+            if design is not None and (self.fused or design.n_points < n):
                 self.design = design
         if self.fused:
             from scalinglab.fitting.fused import ChinchillaData

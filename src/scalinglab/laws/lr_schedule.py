@@ -145,6 +145,26 @@ class Tissue(Law):
         jac = np.stack(np.broadcast_arrays(L0 * inv, power * inv, -power * x["logS1"] * inv, -drop * inv), axis=-1)
         return pred, jac
 
+    def value_and_vjp(self, theta, x):
+        # Σ_i ψ_i·∂pred_i/∂θ without the (S, n, 4) Jacobian: a loss curve logged every step has millions of rows.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            l0, a, alpha, c = (theta[:, i : i + 1] for i in range(4))
+            L0, C = np.exp(l0), np.exp(c)
+            power = np.exp(a - alpha * x["logS1"])
+            drop = C * x["S2"]
+            loss = L0 + power - drop
+            pred = np.log(loss)
+        log_s1 = x["logS1"]
+
+        def vjp(cot):
+            with np.errstate(over="ignore", invalid="ignore"):
+                u = cot / loss
+                up = u * power
+                return np.stack([L0[:, 0] * u.sum(axis=1), up.sum(axis=1), -(up @ log_s1 if log_s1.ndim == 1
+                                 else (up * log_s1).sum(axis=1)), -(u * drop).sum(axis=1)], axis=1)
+
+        return pred, vjp
+
     def to_public(self, theta):
         l0, a, alpha, c = (float(v) for v in theta)
         return {"L0": float(np.exp(l0)), "A": float(np.exp(a)), "alpha": alpha, "C": float(np.exp(c))}
