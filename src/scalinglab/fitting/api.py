@@ -61,8 +61,10 @@ def _sha256(table: pd.DataFrame, cols) -> str:
         values = table[col].to_numpy()
         if values.dtype.kind in "fiub":
             digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
-        else:  # text inputs (the run of a loss-curve law)
-            digest.update("\n".join(map(str, values)).encode())
+        else:  # text inputs (the run of a loss-curve law): the distinct names, then each row's code
+            codes, names = pd.factorize(table[col], sort=False)
+            digest.update("\n".join(map(str, names)).encode())
+            digest.update(np.ascontiguousarray(codes, dtype="<i8").tobytes())
     return digest.hexdigest()
 
 
@@ -70,7 +72,7 @@ def _screen(obj: HuberObjective, table: pd.DataFrame) -> HuberObjective:
     """The subsample the multi-start search runs on (strata: runs, along their steps); the polish sees all."""
     if obj.design is not None or len(table) <= SCREEN_ROWS:
         return screening_objective(obj)
-    strata = table["run"].to_numpy() if "run" in table.columns else None
+    strata = pd.factorize(table["run"])[0] if "run" in table.columns else None
     order = np.argsort(table["step"].to_numpy(), kind="stable") if "step" in table.columns else None
     return screening_objective(obj, strata, order)
 
