@@ -10,8 +10,9 @@ Tables (written to a temporary folder first, not timed):
   up to 1M rows. Fitted with the full 4,500-start grid.
 * ``chinchilla tiled``: the 10k table repeated (copies renamed as other runs): its optimum must be the
   10k table's, with the objective multiplied by the number of copies.
-* ``tissue``: 100 learning-rate schedules × (rows / 100) logged steps of 100k-step runs (Tissue et al.
-  2024 law, σ = 0.01): the same curves logged more densely as rows grow. 192 starts.
+* ``tissue``: 100 learning-rate schedules × (rows / 100) logged steps of 100k-step runs (101k for 10M
+  rows: every step logged) (Tissue et al. 2024 law, σ = 0.01): the same curves logged more densely as
+  rows grow. 192 starts.
 
 Each measurement runs in a fresh child process: ``read_runs(file)`` then ``fit(table, law)`` (numba
 kernels loaded before the clock starts), peak memory = the child's maximum resident set size. Then,
@@ -54,13 +55,19 @@ TRUE = {"chinchilla": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta":
 
 
 def cpu_name() -> str:
+    """Model name and the vector extensions that matter here (from /proc/cpuinfo)."""
+    name, flags = platform.processor() or "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{name} ({', '.join(shown)})" if shown else name
 
 
 @contextmanager
@@ -110,7 +117,7 @@ def write_tables(folder: Path, sizes) -> list[dict]:
             jobs.append({"kind": "chinchilla tiled", "format": "parquet", "law": "chinchilla", "rows": n,
                          "path": str(p), "copies": copies})
         del t
-        t = schedule_curves(n_runs=100, rows_per_run=n // 100, seed=2)
+        t = schedule_curves(n_runs=100, rows_per_run=n // 100, total_steps=max(100_000, n // 100 + 1_000), seed=2)
         p = folder / f"tissue-{n}.parquet"
         t.to_parquet(p)
         jobs.append({"kind": "tissue", "format": "parquet", "law": "tissue", "rows": n, "path": str(p)})
@@ -174,6 +181,7 @@ def child(job: dict) -> dict:
     from scalinglab.runs.io import read_runs
 
     fit(chinchilla_grid(3, 4), "chinchilla")  # load the compiled kernels before the clock starts
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter + libraries
     t0 = time.perf_counter()
     table = read_runs(job["path"])
     t1 = time.perf_counter()
@@ -186,7 +194,8 @@ def child(job: dict) -> dict:
         t2 = time.perf_counter()
         out["objective"] = result.objective
         out["theta"] = list(result.theta)
-    out.update(read_s=t1 - t0, fit_s=t2 - t1, peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.update(read_s=t1 - t0, fit_s=t2 - t1, peak_mb=peak, data_mb=peak - rss0)
     if not job.get("baseline") and job["format"] == "parquet" and job["kind"] != "chinchilla tiled":
         out.update(verify(table, job["law"], np.array(out["theta"]), out["objective"],
                           from_truth=job["rows"] <= 1_000_000))
@@ -216,7 +225,7 @@ def report(results: list[dict]) -> None:
     small = {r["kind"]: r for r in results if r["rows"] == min(x["rows"] for x in results) and not r.get("baseline")
              and r["format"] == "parquet"}
     t = Table(title=f"read + fit on {cpu_name()}, {os.cpu_count()} cores", title_justify="left")
-    for col in ("table", "rows", "read s", "fit s", "read+fit s", "×time per ×10 rows", "peak MB", "objective",
+    for col in ("table", "rows", "read s", "fit s", "read+fit s", "×time per ×10 rows", "peak MB (above libs)", "objective",
                 "rel. diff", "check", "load (1 min)"):
         t.add_column(col, justify="right")
     previous: dict = {}
@@ -237,7 +246,7 @@ def report(results: list[dict]) -> None:
         target = TARGETS.get(r["rows"])
         verdict = "" if target is None or r.get("baseline") else (" ✓" if total <= target else f" ✗ (> {target:.0f} s)")
         t.add_row(label, f"{r['rows']:,}", f"{r['read_s']:.2f}", f"{r['fit_s']:.2f}", f"{total:.2f}{verdict}",
-                  growth, f"{r['peak_mb']:.0f}", f"{r['objective']:.10g}", f"{rel:+.1e}", check,
+                  growth, f"{r['peak_mb']:.0f} ({r['data_mb']:.0f})", f"{r['objective']:.10g}", f"{rel:+.1e}", check,
                   f"{r['load'][0]:.1f} → {r['load'][1]:.1f}")
     console.print(t)
     for kind in ("chinchilla", "tissue"):
@@ -272,7 +281,7 @@ def main() -> None:
             results.append(r)
             print(f"  {r['kind']:<17} {r['format']:<7} {r['rows']:>10,} rows"
                   f"{' (baseline)' if r.get('baseline') else '':<11} read {r['read_s']:7.2f} s  fit {r['fit_s']:7.2f} s"
-                  f"  peak {r['peak_mb']:7.0f} MB  load {r['load'][0]:.1f}", flush=True)
+                  f"  peak {r['peak_mb']:7.0f} MB (+{r['data_mb']:.0f})  load {r['load'][0]:.1f}", flush=True)
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
