@@ -59,3 +59,21 @@ def test_approach2_on_isoflop_grid_recovers_exponent():
 def test_approach1_needs_curves():
     with pytest.raises(InputError, match="approach 1 needs"):
         approach1(isoflop_table())
+
+
+def test_vectorised_interpolation_matches_a_per_run_loop():
+    """The one-search interpolation of every run at a level equals np.interp run by run (rows shuffled)."""
+    from scalinglab.fitting.approaches import _levels_from_curves, curves
+
+    t = curves_table().sample(frac=1.0, random_state=0)
+    runs = curves(t)
+    c, per_level = _levels_from_curves(runs, 12)
+    for lc, (n, loss) in zip(np.log(c), per_level, strict=True):
+        expected = []
+        for _, g in t.groupby("run", sort=False):
+            g = g.sort_values("flops")
+            x, y = np.log(g["flops"].to_numpy()), np.log(g["loss"].to_numpy())
+            if x[0] <= lc <= x[-1]:
+                expected.append((g["params"].iloc[0], np.exp(np.interp(lc, x, y))))
+        np.testing.assert_array_equal(n, [e[0] for e in expected])
+        np.testing.assert_allclose(loss, [e[1] for e in expected], rtol=1e-13)

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scalinglab.fitting.bootstrap import bootstrap, percentile_ci
+from scalinglab.fitting.bootstrap import bootstrap, check_replicates, percentile_ci
 from scalinglab.fitting.diagnostics import diagnose
 from scalinglab.fitting.objective import HUBER_DELTA, HuberObjective, auto_delta, parse_delta
 from scalinglab.fitting.optimize import distinct_optima, multistart
 from scalinglab.fitting.result import Bootstrap, FitResult
+from scalinglab.fitting.screen import SCREEN_ROWS, screening_objective
 from scalinglab.fitting.validate import Holdout, parse_holdout, score, split
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
@@ -39,8 +40,7 @@ class FitConfig:
         from scalinglab.errors import InputError
 
         object.__setattr__(self, "huber_delta", parse_delta(self.huber_delta))
-        if self.bootstrap < 0:
-            raise InputError(f"--bootstrap: {self.bootstrap} must be >= 0")
+        check_replicates(self.bootstrap)
         if not 0 < self.level < 1:
             raise InputError(f"--level: {self.level} must be between 0 and 1")
         if self.jobs is not None and self.jobs < 1:
@@ -66,7 +66,30 @@ def _inputs(law: Law, table: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def _sha256(table: pd.DataFrame, cols) -> str:
-    return hashlib.sha256(table[list(cols)].to_csv(index=False).encode()).hexdigest()
+    """SHA-256 of the fitted columns: each name, then its values as little-endian float64 bytes.
+
+    Linear and cheap at any size (formatting millions of floats as CSV text took longer than the fit).
+    """
+    digest = hashlib.sha256()
+    for col in cols:
+        digest.update(f"{col}\n".encode())
+        values = table[col].to_numpy()
+        if values.dtype.kind in "fiub":
+            digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+        else:  # text inputs (the run of a loss-curve law): the distinct names, then each row's code
+            codes, names = pd.factorize(table[col], sort=False)
+            digest.update("\n".join(map(str, names)).encode())
+            digest.update(np.ascontiguousarray(codes, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def _screen(obj: HuberObjective, table: pd.DataFrame) -> HuberObjective:
+    """The subsample the multi-start search runs on (strata: runs, along their steps); the polish sees all."""
+    if obj.design is not None or len(table) <= SCREEN_ROWS:
+        return screening_objective(obj)
+    strata = pd.factorize(table["run"])[0] if "run" in table.columns else None
+    order = np.argsort(table["step"].to_numpy(), kind="stable") if "step" in table.columns else None
+    return screening_objective(obj, strata, order)
 
 
 def _progress_bar(enabled: bool, total: int, label: str):
@@ -117,13 +140,14 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     starts = the_law.init_grid()
     delta, auto = config.huber_delta, None
     if delta == "auto":  # first fit at the published δ, then δ from its residuals and a second fit
-        first = multistart(HuberObjective(the_law, x, loss, HUBER_DELTA), starts, bounds=bounds_arg)
+        first_obj = HuberObjective(the_law, x, loss, HUBER_DELTA)
+        first = multistart(first_obj, starts, bounds=bounds_arg, screen=_screen(first_obj, table))
         residuals = the_law.log_predict(first.theta[None, :], x)[0] - np.log(loss)
         delta = auto_delta(residuals)
         auto = {"rule": "1.345 x normalised MAD of the residuals of a delta=1e-3 fit", "delta": delta,
                 "first_fit_delta": HUBER_DELTA}
     obj = HuberObjective(the_law, x, loss, delta)
-    best = multistart(obj, starts, bounds=bounds_arg)
+    best = multistart(obj, starts, bounds=bounds_arg, screen=_screen(obj, table))
     _check_fitted(the_law, best.theta, source)
 
     result = FitResult(
@@ -162,8 +186,13 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     else:
         theta_samples = None
 
-    result.diagnostics = diagnose(the_law, best.theta, x, {c: table[c].to_numpy() for c in ("params", "tokens", "flops")
-                                                           if c in table.columns}, theta_samples)
+    x_diag, w_diag = x, None
+    if obj.design is not None:  # JᵀJ over design points, each weighted by its rows: the same matrix
+        d = obj.design
+        x_diag = {k: v[d.index] for k, v in x.items()}
+        w_diag = np.add.reduceat(d.counts, d.start[:-1]).astype(float)
+    result.diagnostics = diagnose(the_law, best.theta, x_diag, {c: table[c].to_numpy() for c in ("params", "tokens", "flops")
+                                                                if c in table.columns}, theta_samples, weights=w_diag)
     if auto is not None:
         result.diagnostics["huber_delta_auto"] = auto
     if held is not None:

@@ -11,54 +11,80 @@ ladders with one point per run (an IsoFLOP grid) are grouped by compute instead.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError
+from scalinglab.fitting.design import small_int
 
 LEVELS = 12  # compute levels spread log-uniformly over the range the runs cover
 GROUP_TOL_DECADES = 0.05  # one-point runs within this many decades of compute share an IsoFLOP level
 
 
-def _curves(table: pd.DataFrame) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """(N, log C sorted, log L) per run with ≥ 2 points."""
-    out = []
-    for _, g in table.groupby("run", sort=False):
-        if len(g) < 2 or g["params"].nunique() != 1:
-            continue
-        g = g.sort_values("flops")
-        out.append((float(g["params"].iloc[0]), np.log(g["flops"].to_numpy()), np.log(g["loss"].to_numpy())))
-    return out
+@dataclass(frozen=True)
+class Curves:
+    """Runs with ≥ 2 points and one model size: N per run and each run's (log C, log L) sorted by C."""
+
+    n: np.ndarray  # (K,) model size of each run
+    start: np.ndarray  # (K + 1,) points of run k are start[k]:start[k+1]
+    logc: np.ndarray  # (M,) log compute, increasing within each run
+    logl: np.ndarray  # (M,) log loss
+
+    def __len__(self) -> int:
+        return self.n.size
 
 
-def _levels_from_curves(curves, levels: int) -> tuple[np.ndarray, list[list[tuple[float, float]]]]:
-    """Compute levels and, per level, (N, loss) of every run whose curve spans it."""
-    lo = min(c[1][0] for c in curves)
-    hi = max(c[1][-1] for c in curves)
+def curves(table: pd.DataFrame) -> Curves:
+    """Every run's curve, found by hashing run ids and one sort (linear in rows up to the sort)."""
+    codes, labels = pd.factorize(table["run"], sort=False)  # runs in order of appearance (Arrow-backed: no str objects)
+    flops = table["flops"].to_numpy(dtype=float)
+    order = np.argsort(flops, kind="stable")
+    order = order[np.argsort(small_int(codes[order], len(labels)), kind="stable")]  # by run, then by C
+    sizes = np.bincount(codes, minlength=len(labels))
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    params = table["params"].to_numpy(dtype=float)[order]
+    one_size = np.minimum.reduceat(params, first) == np.maximum.reduceat(params, first) if len(labels) else \
+        np.zeros(0, dtype=bool)
+    keep = (sizes >= 2) & one_size
+    rows = order[np.repeat(keep, sizes)]
+    return Curves(n=params[first[keep]], start=np.concatenate([[0], np.cumsum(sizes[keep])]),
+                  logc=np.log(flops[rows]), logl=np.log(table["loss"].to_numpy(dtype=float)[rows]))
+
+
+def _levels_from_curves(curves: Curves, levels: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """Compute levels and, per level, (N, loss) of every run whose curve spans it (linear in log C)."""
+    first, last = curves.logc[curves.start[:-1]], curves.logc[curves.start[1:] - 1]
+    lo, hi = float(first.min()), float(last.max())
     grid = np.linspace(lo, hi, levels + 2)[1:-1]
+    # One search for every run at once: run k's points live at keys k·span + (log C − lo), increasing.
+    span = (hi - lo) + 2.0
+    keys = np.repeat(np.arange(len(curves)), np.diff(curves.start)) * span + (curves.logc - lo)
     per_level = []
     for lc in grid:
-        pts = [(n, float(np.exp(np.interp(lc, x, y)))) for n, x, y in curves if x[0] <= lc <= x[-1]]
-        per_level.append(pts)
+        ks = np.flatnonzero((first <= lc) & (lc <= last))
+        j = np.searchsorted(keys, ks * span + (lc - lo), side="right") - 1  # last point at or below lc
+        j = np.clip(j, curves.start[ks], curves.start[ks + 1] - 2)
+        x0, x1 = curves.logc[j], curves.logc[j + 1]
+        t = np.divide(lc - x0, x1 - x0, out=np.zeros_like(x0), where=x1 > x0)
+        per_level.append((curves.n[ks], np.exp(curves.logl[j] + t * (curves.logl[j + 1] - curves.logl[j]))))
     return np.exp(grid), per_level
 
 
-def _levels_from_points(table: pd.DataFrame) -> tuple[np.ndarray, list[list[tuple[float, float]]]]:
-    logc = np.log10(table["flops"].to_numpy())
-    order = np.argsort(logc)
-    groups, current = [], [order[0]]
-    for i in order[1:]:
-        if logc[i] - logc[current[0]] <= GROUP_TOL_DECADES:
-            current.append(i)
-        else:
-            groups.append(current)
-            current = [i]
-    groups.append(current)
-    levels, per_level = [], []
-    for g in groups:
-        sub = table.iloc[g]
-        levels.append(float(10 ** np.mean(logc[g])))
-        per_level.append(list(zip(sub["params"].astype(float), sub["loss"].astype(float), strict=True)))
+def _levels_from_points(table: pd.DataFrame) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """One-point runs grouped by compute: a level opens at a point and takes all within GROUP_TOL_DECADES."""
+    logc = np.log10(table["flops"].to_numpy(dtype=float))
+    order = np.argsort(logc, kind="stable")
+    sorted_c = logc[order]
+    params = table["params"].to_numpy(dtype=float)[order]
+    loss = table["loss"].to_numpy(dtype=float)[order]
+    levels, per_level, a = [], [], 0
+    while a < order.size:  # one step per level, not per row
+        b = int(np.searchsorted(sorted_c, sorted_c[a] + GROUP_TOL_DECADES, side="right"))
+        levels.append(float(10 ** np.mean(sorted_c[a:b])))
+        per_level.append((params[a:b], loss[a:b]))
+        a = b
     return np.array(levels), per_level
 
 
@@ -71,27 +97,26 @@ def _power_fit(c: np.ndarray, n: np.ndarray, what: str) -> dict:
             "flops": c.tolist(), "params_opt": n.tolist(), "rms_log_residual": float(np.sqrt(np.mean(resid**2)))}
 
 
-def approach1(table: pd.DataFrame, levels: int = LEVELS) -> dict:
-    """Envelope of training curves: the lowest-loss run at each compute level."""
-    curves = _curves(table)
-    if len(curves) < 3:
+def approach1(table: pd.DataFrame, levels: int = LEVELS, runs: Curves | None = None) -> dict:
+    """Envelope of training curves: the lowest-loss run at each compute level (``runs``: ``curves(table)``)."""
+    runs = curves(table) if runs is None else runs
+    if len(runs) < 3:
         raise InputError("approach 1 needs at least 3 runs logged at 2 or more token counts (loss curves)")
-    c, per_level = _levels_from_curves(curves, levels)
-    keep = [i for i, pts in enumerate(per_level) if len(pts) >= 2]
-    n_opt = np.array([min(per_level[i], key=lambda p: p[1])[0] for i in keep])
+    c, per_level = _levels_from_curves(runs, levels)
+    keep = [i for i, (n, _) in enumerate(per_level) if n.size >= 2]
+    n_opt = np.array([per_level[i][0][np.argmin(per_level[i][1])] for i in keep])
     return _power_fit(c[keep], n_opt, "approach 1")
 
 
-def approach2(table: pd.DataFrame, levels: int = LEVELS) -> dict:
+def approach2(table: pd.DataFrame, levels: int = LEVELS, runs: Curves | None = None) -> dict:
     """IsoFLOP parabolas: vertex of loss vs log N at each compute level (interior minima only)."""
-    curves = _curves(table)
-    c, per_level = _levels_from_curves(curves, levels) if len(curves) >= 3 else _levels_from_points(table)
+    runs = curves(table) if runs is None else runs
+    c, per_level = _levels_from_curves(runs, levels) if len(runs) >= 3 else _levels_from_points(table)
     kept_c, n_opt = [], []
-    for ci, pts in zip(c, per_level, strict=True):
-        if len({p[0] for p in pts}) < 3:
+    for ci, (n, y) in zip(c, per_level, strict=True):
+        if np.unique(n).size < 3:
             continue
-        x = np.log([p[0] for p in pts])
-        y = np.array([p[1] for p in pts])
+        x = np.log(n)
         p2, p1, _ = np.polyfit(x, y, 2)
         if p2 <= 0:
             continue

@@ -10,32 +10,51 @@ Chunks of replicates run in a thread pool (the objectives release the GIL) with 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 
+from scalinglab.errors import InputError
+from scalinglab.fitting.design import DesignPoints, group_rows, groupable
 from scalinglab.fitting.objective import HuberObjective
 from scalinglab.fitting.optimize import LBFGSOptions, lbfgs_batched
 from scalinglab.laws.registry import get_law
 
 CHUNK = 100  # replicates per task: big enough to amortise a call, small enough for a live progress bar
+CHUNK_CELLS = 4_000_000  # replicates × rows per task: weights and their prefix sums stay ~100 MB a task
+MAX_BOOTSTRAP = 100_000  # beyond this the percentiles no longer move; a typo (1e7) should not run for days
 REFIT_OPTIONS = LBFGSOptions(ftol=1e-12, gtol=1e-10, max_iter=500)
+
+
+def check_replicates(n_boot: int) -> None:
+    """A clear error for a replicate count outside 0…MAX_BOOTSTRAP (before any memory is touched)."""
+    if not 0 <= n_boot <= MAX_BOOTSTRAP:
+        raise InputError(f"--bootstrap: {n_boot} replicates; expected 0 to {MAX_BOOTSTRAP:,} "
+                         f"(percentile intervals are stable long before that)")
+
+
+def chunk_size(n_rows: int) -> int:
+    """Replicates per task: CHUNK, fewer for big tables so a task's (replicates × rows) weights stay bounded."""
+    return max(1, min(CHUNK, CHUNK_CELLS // max(n_rows, 1)))
 
 
 def replicate_weights(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n) weights: each replicate draws len(unique groups) groups with replacement."""
-    _, inverse = np.unique(groups, return_inverse=True)
-    n_groups = inverse.max() + 1
+    inverse, labels = pd.factorize(np.asarray(groups), sort=True)  # labels in np.unique order
+    n_groups = len(labels)
     counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)  # (B, G)
     return counts[:, inverse].astype(float)
 
 
 def refit_chunk(law_name: str, x: Mapping[str, np.ndarray], loss: np.ndarray, delta: float,
-                weights: np.ndarray, starts: np.ndarray, bounds) -> tuple[np.ndarray, np.ndarray]:
+                weights: np.ndarray, starts: np.ndarray, bounds,
+                design: DesignPoints | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Refit every replicate (rows of ``weights``) from every start; best per replicate → (B, P), (B,)."""
     law = get_law(law_name)
-    obj = HuberObjective(law, x, loss, delta, weights=weights, threads=False)
+    obj = HuberObjective(law, x, loss, delta, weights=weights, threads=False, design=design)
     B, K = weights.shape[0], starts.shape[0]
     theta0 = np.tile(starts, (B, 1))
     rows = np.repeat(np.arange(B), K)
@@ -49,24 +68,51 @@ def refit_chunk(law_name: str, x: Mapping[str, np.ndarray], loss: np.ndarray, de
 def bootstrap(law_name: str, x: Mapping[str, np.ndarray], loss: np.ndarray, delta: float, groups: np.ndarray,
               starts: np.ndarray, bounds, n_boot: int, seed: int = 0, jobs: int | None = None,
               progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Refitted θ (n_boot, P) and objectives (n_boot,), reproducible for a seed whatever ``jobs`` is."""
+    """Refitted θ (n_boot, P) and objectives (n_boot,), reproducible for a seed whatever ``jobs`` is.
+
+    Replicate weights are drawn chunk by chunk from one generator (the same stream as one draw of all
+    of them) and at most ``jobs`` + 1 chunks are alive at once, so memory does not grow with ``n_boot``.
+    The rows' design points are found once and shared by every chunk.
+    """
+    check_replicates(n_boot)
     rng = np.random.default_rng(seed)
-    weights = replicate_weights(groups, n_boot, rng)
-    chunks = [weights[i : i + CHUNK] for i in range(0, n_boot, CHUNK)]
-    jobs = min(jobs or os.cpu_count() or 1, len(chunks))
+    inverse, labels = pd.factorize(np.asarray(groups), sort=True)  # labels in np.unique order
+    n_groups = len(labels)
+    loss = np.asarray(loss, dtype=float)
+    size = chunk_size(loss.size)
+    sizes = [min(size, n_boot - i) for i in range(0, n_boot, size)]
+    law = get_law(law_name)
+    design = None
+    if groupable(x, loss.size):
+        design = group_rows(list(x.values()), np.log(loss), repeats_only=law.name != "chinchilla")
+
+    def weights(k: int) -> np.ndarray:
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=k)  # (k, runs)
+        return counts[:, inverse].astype(float)
+
+    jobs = min(jobs or os.cpu_count() or 1, len(sizes))
     results: list[tuple[np.ndarray, np.ndarray]] = []
     if jobs <= 1:
-        for w in chunks:
-            results.append(refit_chunk(law_name, x, loss, delta, w, starts, bounds))
+        for k in sizes:
+            results.append(refit_chunk(law_name, x, loss, delta, weights(k), starts, bounds, design))
             if progress:
-                progress(len(w))
+                progress(k)
     else:
         with ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(refit_chunk, law_name, x, loss, delta, w, starts, bounds) for w in chunks]
-            for fut, w in zip(futures, chunks, strict=True):
+            pending: deque = deque()
+            for k in sizes:  # submit in order (the generator's stream), keep the queue short
+                pending.append((pool.submit(refit_chunk, law_name, x, loss, delta, weights(k), starts, bounds,
+                                            design), k))
+                while len(pending) > jobs:
+                    fut, done = pending.popleft()
+                    results.append(fut.result())
+                    if progress:
+                        progress(done)
+            while pending:
+                fut, done = pending.popleft()
                 results.append(fut.result())
                 if progress:
-                    progress(len(w))
+                    progress(done)
     theta = np.concatenate([r[0] for r in results])
     f = np.concatenate([r[1] for r in results])
     return theta, f

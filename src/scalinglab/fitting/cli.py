@@ -142,15 +142,16 @@ def approaches_cmd(
     Example: scalinglab approaches runs.csv
     """
     from scalinglab.errors import InputError
-    from scalinglab.fitting.approaches import approach1, approach2
+    from scalinglab.fitting.approaches import approach1, approach2, curves
     from scalinglab.runs.io import read_runs
     from scalinglab.runs.schema import validate
 
     table = validate(read_runs(data, columns), ("params", "tokens", "flops", "loss"), str(data))
+    runs = curves(table)  # shared by both approaches
     results = {}
     for name, fn in (("approach1", approach1), ("approach2", approach2)):
         try:
-            results[name] = fn(table)
+            results[name] = fn(table, runs=runs)
         except InputError as exc:
             results[name] = {"error": str(exc)}
     if as_json:

@@ -19,11 +19,27 @@ CONDITION_WARN = 1e12
 MIN_DECADES = 1.0
 
 
-def gauss_newton(law: Law, theta: np.ndarray, x: Mapping[str, np.ndarray]) -> np.ndarray:
-    """JᵀJ (P, P) of the log prediction at θ."""
-    _, jac = law.log_predict(theta[None, :], x, grad=True)
-    J = jac[0]
-    return J.T @ J
+GN_CHUNK = 200_000  # rows per Jacobian block: JᵀJ of millions of rows in bounded memory
+
+
+def gauss_newton(law: Law, theta: np.ndarray, x: Mapping[str, np.ndarray],
+                 weights: np.ndarray | None = None) -> np.ndarray:
+    """JᵀWJ (P, P) of the log prediction at θ (W = diag(weights), default all ones), in row blocks."""
+    n = next((v.shape[0] for v in x.values() if hasattr(v, "shape")), 0)
+    blocks = [None] if n <= GN_CHUNK else [np.arange(a, min(a + GN_CHUNK, n)) for a in range(0, n, GN_CHUNK)]
+    H = np.zeros((law.n_params, law.n_params))
+    for rows in blocks:
+        try:
+            xb = x if rows is None else law.subset(x, rows)
+        except NotImplementedError:  # a layout the law cannot split: one block
+            xb, rows, blocks = x, None, [None]
+        _, jac = law.log_predict(theta[None, :], xb, grad=True)
+        J = jac[0]
+        w = weights if rows is None or weights is None else weights[rows]
+        H += J.T @ (J if w is None else J * w[:, None])
+        if rows is None:
+            break
+    return H
 
 
 def correlation_from_covariance(cov: np.ndarray) -> np.ndarray:
@@ -32,10 +48,10 @@ def correlation_from_covariance(cov: np.ndarray) -> np.ndarray:
 
 
 def diagnose(law: Law, theta: np.ndarray, x: Mapping[str, np.ndarray], inputs: Mapping[str, np.ndarray],
-             boot_samples: np.ndarray | None = None) -> dict:
-    """Condition number, correlations and plain-language warnings."""
+             boot_samples: np.ndarray | None = None, weights: np.ndarray | None = None) -> dict:
+    """Condition number, correlations and plain-language warnings (``weights``: rows per point of ``x``)."""
     out: dict = {"warnings": []}
-    H = gauss_newton(law, theta, x)
+    H = gauss_newton(law, theta, x, weights)
     eig = np.linalg.eigvalsh(H)
     cond = float(eig.max() / eig.min()) if eig.min() > 0 else float("inf")
     out["condition_number"] = cond

@@ -91,12 +91,40 @@ def vlog_array(x, out):
         out[i] = vlog(x[i])
 
 
+@njit(inline="always", error_model="numpy")
+def _lower_bound(z, lo, hi, v):
+    """First index in z[lo:hi] (sorted) with z ≥ v, or hi."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if z[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(inline="always", error_model="numpy")
+def _upper_bound(z, lo, hi, v):
+    """First index in z[lo:hi] (sorted) with z > v, or hi."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if z[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(nogil=True, cache=True, fastmath=VECTOR_MATH, error_model="numpy")
-def value_grad(th, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, eN, eD, g):
+def value_grad(th, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, eN, eD, g, c2, start2, z2, pre):
     """f(θ) for one θ = (a, b, e, α, β); writes ∇f into ``g``. ``eN``/``eD`` are scratch arrays of the
-    distinct-N / distinct-D sizes. ``weights`` is (R, n): ``wrow`` picks the data set (a row of ones
-    for the plain fit). Non-finite results come back as f = inf, g = 0 (uphill for every line search).
-    The per-point loop is branch-free so it runs in SIMD lanes."""
+    distinct-N / distinct-D sizes. Design points (``iN``, ``iD``, ``logN``, ``logD``) come in two runs:
+    the first G1 = len(log_loss) have one loss each, with weights (R, G1) — ``wrow`` picks the data set
+    (a row of counts for the plain fit); the remaining G2 have several losses, summed in O(log m) from
+    their sorted offsets ``z2`` (point k: z2[start2[k]:start2[k+1]], centre c2[k]) and the restarting
+    prefix sums ``pre`` (3, R, U2 + G2) of w, w·z, w·z² (see ``design.py``). Non-finite results come
+    back as f = inf, g = 0 (uphill for every line search). The single-loss loop is branch-free so it
+    runs in SIMD lanes."""
     a, b, e, alpha, beta = th[0], th[1], th[2], th[3], th[4]
     for k in range(uN.shape[0]):
         eN[k] = np.exp(a - alpha * uN[k])
@@ -105,7 +133,8 @@ def value_grad(th, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, e
     E = np.exp(e)
     f = 0.0
     g0 = g1 = g2 = g3 = g4 = 0.0
-    for i in range(log_loss.shape[0]):
+    G1 = log_loss.shape[0]
+    for i in range(G1):
         tn = eN[iN[i]]
         td = eD[iD[i]]
         total = tn + td + E
@@ -115,6 +144,30 @@ def value_grad(th, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, e
         h = w * (0.5 * r * r if ar <= delta else delta * (ar - 0.5 * delta))
         psi = w * min(max(r, -delta), delta)
         f += h
+        c = psi / total
+        cn = c * tn
+        cd = c * td
+        g0 += cn
+        g1 += cd
+        g2 += c * E
+        g3 -= cn * logN[i]
+        g4 -= cd * logD[i]
+    for k in range(c2.shape[0]):
+        i = G1 + k
+        tn = eN[iN[i]]
+        td = eD[iD[i]]
+        total = tn + td + E
+        q = vlog(total) - c2[k]
+        s, t = start2[k], start2[k + 1]
+        lo = _lower_bound(z2, s, t, q - delta)
+        hi = _upper_bound(z2, lo, t, q + delta)
+        w_lo, z_lo, zz_lo = pre[0, wrow, lo + k], pre[1, wrow, lo + k], pre[2, wrow, lo + k]
+        w_hc, z_hc, zz_hc = pre[0, wrow, hi + k], pre[1, wrow, hi + k], pre[2, wrow, hi + k]
+        w_up, z_up = pre[0, wrow, t + k] - w_hc, pre[1, wrow, t + k] - z_hc
+        w_in, z_in, zz_in = w_hc - w_lo, z_hc - z_lo, zz_hc - zz_lo
+        f += (delta * (w_lo * (q - 0.5 * delta) - z_lo) + delta * (z_up - w_up * (q + 0.5 * delta))
+              + 0.5 * (w_in * q * q - 2.0 * q * z_in + zz_in))
+        psi = delta * (w_lo - w_up) + w_in * q - z_in
         c = psi / total
         cn = c * tn
         cd = c * td
@@ -133,13 +186,14 @@ def value_grad(th, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, e
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def objective_rows(theta, rows, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, out_f, out_g):
+def objective_rows(theta, rows, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, c2, start2, z2, pre,
+                   out_f, out_g):
     """f and ∇f for every row of θ (S, 5); row s uses data set ``rows[s]`` of ``weights``."""
     eN = np.empty(uN.shape[0])
     eD = np.empty(uD.shape[0])
     for s in range(theta.shape[0]):
         out_f[s] = value_grad(theta[s], uN, iN, uD, iD, logN, logD, log_loss, delta, weights, rows[s], eN, eD,
-                              out_g[s])
+                              out_g[s], c2, start2, z2, pre)
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
@@ -150,7 +204,7 @@ def _clip_into(out, x, d, t, lo, hi):
 
 
 @njit(nogil=True, cache=True, error_model="numpy")
-def lbfgs_rows(theta0, rows, lo, hi, uN, iN, uD, iD, logN, logD, log_loss, delta, weights,
+def lbfgs_rows(theta0, rows, lo, hi, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, c2, start2, z2, pre,
                max_iter, gtol, ftol, memory, out_x, out_f, out_it):
     """L-BFGS from every row of θ0 (S, 5), each to its own stopping point; results in out_x/f/it."""
     m = memory
@@ -173,7 +227,7 @@ def lbfgs_rows(theta0, rows, lo, hi, uN, iN, uD, iD, logN, logD, log_loss, delta
         wrow = rows[s]
         for j in range(P):
             x[j] = min(max(theta0[s, j], lo[j]), hi[j])
-        f = value_grad(x, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, eN, eD, g)
+        f = value_grad(x, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, eN, eD, g, c2, start2, z2, pre)
         iters = 0
         gmax = 0.0
         for j in range(P):
@@ -224,7 +278,8 @@ def lbfgs_rows(theta0, rows, lo, hi, uN, iN, uD, iD, logN, logD, log_loss, delta
                 ft = f
                 for _ in range(MAX_BACKTRACKS):
                     _clip_into(trial, x, d, t, lo, hi)
-                    ft = value_grad(trial, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, eN, eD, gt)
+                    ft = value_grad(trial, uN, iN, uD, iD, logN, logD, log_loss, delta, weights, wrow, eN, eD, gt,
+                                    c2, start2, z2, pre)
                     dec = 0.0
                     dnew = 0.0
                     for j in range(P):

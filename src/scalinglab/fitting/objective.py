@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from scalinglab.fitting.design import DesignPoints, group_rows, groupable
 from scalinglab.laws.base import Law
 
 HUBER_DELTA = 1e-3  # Hoffmann et al. 2022, App. D.2; Besiroglu et al. 2024
@@ -75,7 +76,7 @@ class HuberObjective:
 
     def __init__(self, law: Law, x: Mapping[str, np.ndarray], loss: np.ndarray, delta: float = HUBER_DELTA,
                  weights: np.ndarray | None = None, fused: bool = True,
-                 threads: bool = True):
+                 threads: bool = True, group: bool = True, design: DesignPoints | None = None):
         self.law = law
         self.x = dict(x)
         self.log_loss = np.log(np.asarray(loss, dtype=float))
@@ -85,10 +86,24 @@ class HuberObjective:
         self.fused = fused and law.name == "chinchilla" and np.ndim(self.x.get("logN")) == 1
         self.threads = threads  # let the fused kernel split rows across threads (off inside a thread pool)
         self._compiled = None
+        # Rows with identical prepared inputs share one prediction: evaluate the law once per design
+        # point and sum the Huber terms of its rows exactly in O(log m) (``design.py``). ``group=False``
+        # keeps the plain row-by-row sum (the reference the grouped sums are tested against).
+        self.design = None
+        n = self.log_loss.size
+        if group and (design is not None or groupable(self.x, n)):
+            if design is None:
+                design = group_rows(list(self.x.values()), self.log_loss, repeats_only=not self.fused)
+            if design is not None and (self.fused or design.n_points < n):
+                self.design = design
         if self.fused:
             from scalinglab.fitting.fused import ChinchillaData
 
-            self._compiled = ChinchillaData(self.x["logN"], self.x["logD"], self.log_loss, self.delta, self.weights)
+            self._compiled = ChinchillaData(self.x["logN"], self.x["logD"], self.log_loss, self.delta, self.weights,
+                                            design=self.design)
+        elif self.design is not None:
+            self._x_points = {k: v[self.design.index] for k, v in self.x.items()}
+            self._prefix = self.design.prefix(self.weights)
 
     @property
     def compiled(self):
@@ -100,7 +115,18 @@ class HuberObjective:
             return self.weights
         return self.weights if rows is None else self.weights[rows]
 
+    def _replicates(self, S: int, rows: np.ndarray | None):
+        """Weight row of each θ row for the grouped sums: ``rows``, or θ row s ↔ data set s, or row 0."""
+        if self.weights is None or self.weights.ndim == 1:
+            return None
+        return np.arange(S) if rows is None else np.asarray(rows)
+
     def value(self, theta: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        if self.design is not None and self._compiled is None:
+            pred = self.law.log_predict(theta, self._x_points)
+            return self.design.huber(pred, self.delta, self._prefix, self._replicates(len(theta), rows))[0]
+        if self._compiled is not None:
+            return self.value_and_grad(theta, rows)[0]
         pred = self.law.log_predict(theta, self.x)
         h = huber(pred - self.log_loss, self.delta)
         w = self._weights(rows)
@@ -111,6 +137,10 @@ class HuberObjective:
             if self.weights is not None and self.weights.ndim == 2 and rows is None:
                 rows = np.arange(len(theta))
             return self._compiled.value_and_grad(theta, rows, parallel=self.threads)  # guarded in the kernel
+        if self.design is not None:
+            pred, vjp = self.law.value_and_vjp(theta, self._x_points)
+            f, psi = self.design.huber(pred, self.delta, self._prefix, self._replicates(len(theta), rows))
+            return self._guard(f, vjp(psi))
         pred, vjp = self.law.value_and_vjp(theta, self.x)
         r = pred - self.log_loss
         h = huber(r, self.delta)

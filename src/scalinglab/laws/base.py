@@ -72,6 +72,18 @@ class Law:
         pred, jac = self.log_predict(theta, x, grad=True)
         return pred, lambda cot: np.einsum("sn,snp->sp", cot, jac)
 
+    def subset(self, x: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Prepared inputs of the rows ``rows`` only (a fit screens its starts on a subsample of rows).
+
+        Valid when each prepared array holds one value per row; laws with other layouts override it.
+        """
+        out = {}
+        for k, v in x.items():
+            if not (isinstance(v, np.ndarray) and v.ndim == 1):
+                raise NotImplementedError(f"{self.name}: input '{k}' is not one value per row")
+            out[k] = v[rows]
+        return out
+
     def to_public(self, theta: np.ndarray) -> dict[str, float]:
         """Optimisation-space vector (P,) → the paper's parameters."""
         return {n: float(v) for n, v in zip(self.param_names, theta, strict=True)}

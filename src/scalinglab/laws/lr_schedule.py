@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.signal import lfilter
 
 from scalinglab.laws.base import Law
@@ -56,19 +57,25 @@ def reconstruct(run: np.ndarray, step: np.ndarray, lr: np.ndarray, with_warmup: 
     ``with_warmup`` also spells out the warm-up ramp η_i = η_w·i/w for steps 0…w−1 in ``eta``
     (then S_W = Σ_i η_i = η_w·(w−1)/2, and ``origin`` = 0).
     """
-    run = np.asarray(run).astype(str)
+    run = np.asarray(run)
+    if run.dtype.kind not in "OUT":
+        run = run.astype(str)
     step = np.asarray(step, dtype=float)
     lr = np.asarray(lr, dtype=float)
-    if run.size > 1 and np.unique(run).size == run.size:
+    codes, names = pd.factorize(run, sort=False)  # hashing, first-seen order: linear in rows
+    if run.size > 1 and len(names) == run.size:
         # No run has two rows: a file without a ``run`` column (the loader then names each row) is one
         # curve — a one-point "curve" would carry no schedule at all.
-        run = np.full(run.size, "curve")
+        codes, names = np.zeros(run.size, dtype=np.int64), np.array(["curve"])
     if np.any(step != np.round(step)):
         raise ValueError("step must hold whole training steps")
+    # rows by run, each run's rows by step (stable): one sort for all runs
+    order = np.argsort(step, kind="stable")
+    order = order[np.argsort(codes[order], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(names)))])
     curves = []
-    for name in dict.fromkeys(run):  # first-seen order
-        rows = np.flatnonzero(run == name)
-        rows = rows[np.argsort(step[rows], kind="stable")]
+    for k, name in enumerate(names):
+        rows = order[bounds[k] : bounds[k + 1]]
         s = step[rows].astype(np.int64)
         if np.any(np.diff(s) == 0):
             raise ValueError(f"run {name!r}: step {s[np.flatnonzero(np.diff(s) == 0)[0]]} appears twice")
@@ -145,6 +152,26 @@ class Tissue(Law):
         inv = 1.0 / loss
         jac = np.stack(np.broadcast_arrays(L0 * inv, power * inv, -power * x["logS1"] * inv, -drop * inv), axis=-1)
         return pred, jac
+
+    def value_and_vjp(self, theta, x):
+        # Σ_i ψ_i·∂pred_i/∂θ without the (S, n, 4) Jacobian: a loss curve logged every step has millions of rows.
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            l0, a, alpha, c = (theta[:, i : i + 1] for i in range(4))
+            L0, C = np.exp(l0), np.exp(c)
+            power = np.exp(a - alpha * x["logS1"])
+            drop = C * x["S2"]
+            loss = L0 + power - drop
+            pred = np.log(loss)
+        log_s1 = x["logS1"]
+
+        def vjp(cot):
+            with np.errstate(over="ignore", invalid="ignore"):
+                u = cot / loss
+                up = u * power
+                return np.stack([L0[:, 0] * u.sum(axis=1), up.sum(axis=1), -(up @ log_s1 if log_s1.ndim == 1
+                                 else (up * log_s1).sum(axis=1)), -(u * drop).sum(axis=1)], axis=1)
+
+        return pred, vjp
 
     def to_public(self, theta):
         l0, a, alpha, c = (float(v) for v in theta)

@@ -175,6 +175,12 @@ class MultiPower(Law):
         M = sparse.csr_matrix((np.concatenate(ws), (point, np.arange(point.size))), shape=(n, point.size))
         return {"logX": log_x, "M": M, "log_eta": np.log(np.concatenate(etas)), "S": np.concatenate(ss)}
 
+    def subset(self, x, rows):
+        """The rows ``rows`` of the prepared inputs, keeping only the loss-drop pairs those rows use."""
+        M = x["M"][np.asarray(rows)]
+        pairs = np.unique(M.indices)
+        return {"logX": x["logX"][rows], "M": M[:, pairs], "log_eta": x["log_eta"][pairs], "S": x["S"][pairs]}
+
     def log_predict(self, theta, x, grad=False):
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the fitter rejects non-finite rows
             return self._log_predict(theta, x, grad)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError
 from scalinglab.jsonl import iter_objects
+from scalinglab.runs.chunked import CHUNKED_SUFFIXES, read_chunked
 from scalinglab.runs.schema import canonicalize, coerce_numeric, derive, parse_column_map
 
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -112,6 +113,9 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
     if isinstance(columns, str):
         columns = parse_column_map(columns)
     try:
+        if path.suffix.lower() in CHUNKED_SUFFIXES:
+            # CSV/TSV/Parquet stream in chunks, each canonicalised and coerced (bounded memory, linear time).
+            return derive(read_chunked(path, columns), str(path))
         raw = _read_store(path) if path.suffix.lower() in SQLITE_SUFFIXES else _read_raw(path)
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None

@@ -115,7 +115,8 @@ def canonicalize(frame: pd.DataFrame, columns: Mapping[str, str] | None, source:
     keep = [c for c in frame.columns if c in rename]
     out = frame[keep].rename(columns=rename)
     # Row numbers a user can find in the file: 1-based data rows.
-    out.attrs["row_numbers"] = np.asarray(frame.attrs.get("row_numbers", np.arange(1, len(frame) + 1)))
+    rows = frame.attrs.get("row_numbers")
+    out.attrs["row_numbers"] = np.arange(1, len(frame) + 1) if rows is None else np.asarray(rows)
     out.attrs["source"] = source
     return out
 
@@ -125,7 +126,9 @@ def _show(value) -> str:
 
 
 def _row(table: pd.DataFrame, i: int) -> int:
-    return int(table.attrs.get("row_numbers", np.arange(1, len(table) + 1))[i])
+    # No default array here: building np.arange(len(table)) on every call made per-row use quadratic.
+    rows = table.attrs.get("row_numbers")
+    return int(rows[i]) if rows is not None else i + 1
 
 
 MISSING = "is empty or NaN; a number is required"
@@ -223,7 +226,9 @@ def derive(table: pd.DataFrame, source: str) -> pd.DataFrame:
                 raise InputError(f"{source}: row {_row(table, i)}: the derived '{col}' (from C = 6·N·D with {given}) "
                                  "is not a finite number; the inputs are out of range")
     if "run" not in has:
-        table["run"] = [f"row{_row(table, i)}" for i in range(len(table))]
+        rows = table.attrs.get("row_numbers")
+        rows = np.arange(1, len(table) + 1) if rows is None else np.asarray(rows)
+        table["run"] = ("row" + pd.Series(rows, index=table.index).astype(str)).astype(str)
         table.attrs["run_generated"] = True
     return table
 
