@@ -69,10 +69,12 @@ def _error_line(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; bad input (ours or the option parser's) → one line on stderr, exit status 2."""
-    try:  # typer >= 0.20 vendors click; older typer uses click itself
+    try:  # typer >= 0.20 vendors click (Abort lives in typer.exceptions); older typer uses click itself
         from typer._click import exceptions as click
+        from typer.exceptions import Abort
     except ImportError:
         from click import exceptions as click
+        from click.exceptions import Abort
 
     try:
         code = _command().main(args=argv, prog_name="scalinglab", standalone_mode=False)
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _error_line(exc.format_message())
         sys.exit(exc.exit_code)
-    except click.Abort:
+    except Abort:
         _error_line("aborted")
         sys.exit(1)
     # Without standalone mode click returns the command's value, or the code of a typer.Exit.
