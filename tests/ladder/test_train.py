@@ -57,7 +57,11 @@ def test_resume_is_exact(tmp_path, corpus):
     rest = train(MODEL, TRAIN, corpus, workdir=tmp_path / "part", on_resume=resumed_at.append)
     assert resumed_at == [25] and rest.resumed_from == 25
     assert [e.loss for e in rest.evals] == [e.loss for e in full.evals]
-    assert (tmp_path / "part" / "model" / "model.safetensors").is_file()
+    import torch
+    from safetensors.torch import load_file
+
+    a, b = (load_file(tmp_path / d / "model" / "model.safetensors") for d in ("full", "part"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical final weights
 
 
 def test_bf16_trains(corpus):

@@ -54,7 +54,7 @@ def save_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, s
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     for i, state in opt.state_dict()["state"].items():
         for key, value in state.items():
-            tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().clone().contiguous()
+            tensors[f"optim.{i}.{key}"] = torch.as_tensor(value).detach().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"format": FORMAT, "version": VERSION, "step": int(step), "elapsed": float(elapsed),
             "evals": [asdict(e) for e in evals]}
