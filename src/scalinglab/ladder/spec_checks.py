@@ -8,8 +8,8 @@ job's peak memory is estimated against the machine's RAM.
 
 Memory estimate per training process (bytes):
     weights, gradients and AdamW's two moments:  16 · N_total               (fp32, 4 copies)
-    activations kept for backward, per layer:    4 · B·T·d · (34 + 5·h·T/d) (Korthikanti et al. 2022,
-                                                 Eq. 2, counted in fp32: twice their 16-bit bytes)
+    activations kept for backward, per layer:    2 · B·T·d · (34 + 5·h·T/d) (Korthikanti et al. 2022,
+                                                 Sec. 4.1, Eq. 1, counted in fp32: twice their 16-bit bytes)
     logits, their softmax and gradient:          12 · B·T·V
 """
 
@@ -35,9 +35,10 @@ NON_NEGATIVE = ("weight_decay", "grad_clip")
 POSITIVE = ("lr", "checkpoint_every_s")
 BYTES_FP32 = 4
 ADAM_COPIES = 4  # weights, gradients, first and second moments
-ACTIVATION_TERMS = 34  # Korthikanti et al. 2022, Eq. 2: s·b·h·(34 + 5·a·s/h) bytes per layer in 16-bit
+ACTIVATION_TERMS = 34  # Korthikanti et al. 2022, Sec. 4.1, Eq. 1: s·b·h·(34 + 5·a·s/h) bytes per layer in 16-bit
 ATTENTION_TERMS = 5
 LOGIT_COPIES = 3  # logits, softmax, gradient
+FP32_OVER_FP16 = 2  # the byte counts of Eq. 1 are for 16-bit activations; ours are fp32
 
 
 def _type_name(tp) -> str:
@@ -110,7 +111,7 @@ def estimate_train_bytes(model, batch_size: int) -> int:
 
     B, T, d, L, h, V = batch_size, model.seq_len, model.d_model, model.n_layer, model.n_head, model.vocab_size
     weights = ADAM_COPIES * BYTES_FP32 * total_params(model)
-    activations = L * BYTES_FP32 * B * T * d * (ACTIVATION_TERMS + ATTENTION_TERMS * h * T / d)
+    activations = L * FP32_OVER_FP16 * B * T * d * (ACTIVATION_TERMS + ATTENTION_TERMS * h * T / d)
     logits = LOGIT_COPIES * BYTES_FP32 * B * T * V
     return int(weights + activations + logits)
 

@@ -245,7 +245,7 @@ def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_poin
             f"{found}; map other names with --columns {absent[0]}=NAME)"
         )
     for col in required:
-        gaps = np.flatnonzero(np.isnan(table[col].to_numpy(dtype=float)))
+        gaps = np.flatnonzero(np.isnan(table[col].to_numpy(dtype=float))) if col in NUMERIC else np.array([], int)
         if gaps.size:
             raise InputError(f"{source}: row {_row(table, int(gaps[0]))}, field '{col}': {MISSING}")
         if col in STRICTLY_POSITIVE:
