@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from scalinglab.kernels import int8_matmul as K
+from scalinglab.kernels import int8_torch as KT
 from scalinglab.quant.primitives import qmax_for_bits
 
 __all__ = ["ACT_MODES", "QuantLinear"]
@@ -92,7 +93,9 @@ class QuantLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] == 0:
             return x.new_zeros(*lead, self.out_features)
-        if self.act == "token":
+        if x2.device.type != "cpu":  # CUDA: the same math in torch ops (the numba kernels are host-only)
+            y = KT.quant_linear(self, x2)
+        elif self.act == "token":
             y = K.w8a8_matmul(x2, self.w_t, self.w_scale, self.bias, self.qmax_a)
         elif self.act == "llm.int8":
             y = K.llm_int8_matmul(x2, self.w_t, self.w_scale, self.bias, self.threshold,
