@@ -3,17 +3,18 @@
     PYTHONUNBUFFERED=1 python benchmarks/gpu_check.py [--out DIR]     # needs a CUDA GPU
     python benchmarks/gpu_check.py --cpu                               # dry run of the plumbing, tiny sizes
 
-Sections (each runs even if an earlier one failed; results go to ``DIR/gpu_check.json`` after each):
+Sections (each runs even if an earlier one failed; results go to ``DIR/gpu_check.json`` after each;
+a section that would start after ``--budget-s`` is skipped):
 1. dispatch  — ``cross_entropy_fastest`` on device logits falls back to torch and agrees with it.
-2. ladder    — the demo ladder (5 sizes × 3 budgets, synthetic language with a known floor) trained with
+2. gemm      — a d × d linear, M rows: bf16 ``F.linear`` vs our ``QuantLinear`` (W8A8 per-token: quantize,
+               ``torch._int_mm``, dequant; fused by Inductor and eager) vs the bare ``torch._int_mm``.
+3. ladder    — the demo ladder (5 sizes × 3 budgets, synthetic language with a known floor) trained with
                ``device: cuda`` and ``gpus_per_job: 0.25`` (four jobs share the GPU), then a Chinchilla fit
                whose E is compared with the exact entropy floor.
-3. compile   — one GPT training step, bf16 autocast, eager vs ``torch.compile``: ms/step, one-off compile
-               seconds, and the break-even run length (what ``compile: auto`` rests on).
-4. quant     — the largest ladder model: perplexity on the held-out set in fp32 and bf16 on the GPU, and
+4. quant     — the best ladder model: perplexity on the held-out set in fp32 and bf16 on the GPU, and
                RTN W8A8 / LLM.int8 quantized (calibrated on CPU), run on the GPU and on the CPU.
-5. gemm      — a d × d linear, M rows: bf16 ``F.linear`` vs our ``QuantLinear`` (W8A8 per-token: quantize,
-               ``torch._int_mm``, dequant; fused by Inductor and eager) vs the bare ``torch._int_mm``.
+5. compile   — one GPT training step, bf16 autocast, eager vs ``torch.compile``: ms/step, one-off compile
+               seconds, and the break-even run length (what ``compile: auto`` rests on).
 
 Timings on CUDA are CUDA-event medians after warm-up; on CPU (``--cpu``) wall-clock medians.
 """
@@ -69,8 +70,35 @@ def section_dispatch(device: str, small: bool) -> dict:
     tgt = torch.randint(0, v, (n,), device=device, generator=g)
     ours = cross_entropy_fastest(logits, tgt)
     ref = F.cross_entropy(logits, tgt)
-    return {"shape": [n, v], "kernel_eligible_on_cpu": use_kernel(n, v), "result_device": str(ours.device),
-            "abs_diff": float((ours - ref).abs()), "torch_fallback": device != "cpu"}
+    out = {"shape": [n, v], "kernel_eligible_on_cpu": use_kernel(n, v), "result_device": str(ours.device),
+           "abs_diff": float((ours - ref).abs()), "torch_fallback": device != "cpu"}
+    out["quant_linear_max_abs_diff_vs_cpu"] = _quant_linear_agreement(device)
+    return out
+
+
+def _quant_linear_agreement(device: str) -> dict:
+    """Max |y_device − y_cpu| of one QuantLinear per activation mode, for M = 5 (padded on CUDA) and 300."""
+    import copy
+
+    from scalinglab.quant.linear import QuantLinear
+
+    torch.manual_seed(0)
+    k, n = 256, 128
+    w, b = torch.randn(n, k) / k**0.5, torch.randn(n)
+    sw = w.abs().amax(1) / 127
+    wq = torch.round(w / sw[:, None]).to(torch.int8)
+    extra = {"token": {}, "tensor": {},
+             "static": {"act_shift": torch.randn(k) * 0.1, "act_inv_step": torch.full((k,), 127 / 4.0), "act_scale": 4 / 127},
+             "llm.int8": {"outlier_cols": torch.tensor([3]), "outlier_w": w[:, [3]], "threshold": 6.0}}
+    diffs = {}
+    for act, kw in extra.items():
+        layer = QuantLinear.from_parts(wq, sw, b, act, 8, 8, **kw)
+        on_dev = copy.deepcopy(layer).to(device)
+        for m in (5, 300):
+            x = torch.randn(m, k)
+            x[:, 3] *= 12
+            diffs[f"{act}/M{m}"] = float((on_dev(x.to(device)).cpu() - layer(x)).abs().max())
+    return diffs
 
 
 def section_ladder(device: str, small: bool, work: Path) -> dict:
@@ -246,10 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     sections = {
         "dispatch": lambda: section_dispatch(device, small),
-        "ladder": lambda: section_ladder(device, small, work),
-        "compile": lambda: section_compile(device, small),
-        "quant": lambda: section_quant(device, small, res["sections"]["ladder"]),
         "gemm": lambda: section_gemm(device, small),
+        "ladder": lambda: section_ladder(device, small, work),
+        "quant": lambda: section_quant(device, small, res["sections"]["ladder"]),
+        "compile": lambda: section_compile(device, small),
     }
     only = {s for s in args.only.split(",") if s}
     for name, fn in sections.items():
