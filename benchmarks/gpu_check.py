@@ -7,7 +7,8 @@ Sections (each runs even if an earlier one failed; results go to ``DIR/gpu_check
 a section that would start after ``--budget-s`` is skipped):
 1. dispatch  — ``cross_entropy_fastest`` on device logits falls back to torch and agrees with it.
 2. gemm      — a d × d linear, M rows: bf16 ``F.linear`` vs our ``QuantLinear`` (W8A8 per-token: quantize,
-               ``torch._int_mm``, dequant; fused by Inductor and eager) vs the bare ``torch._int_mm``.
+               ``torch._int_mm``, dequant; fused by Inductor and eager; K-major weight and the CPU's
+               N-major one) vs the bare ``torch._int_mm`` in both weight layouts.
 3. ladder    — the demo ladder (5 sizes × 3 budgets, synthetic language with a known floor) trained with
                ``device: cuda`` and ``gpus_per_job: 0.25`` (four jobs share the GPU), then a Chinchilla fit
                whose E is compared with the exact entropy floor.
@@ -15,6 +16,8 @@ a section that would start after ``--budget-s`` is skipped):
                RTN W8A8 / LLM.int8 quantized (calibrated on CPU), run on the GPU and on the CPU.
 5. compile   — one GPT training step, bf16 autocast, eager vs ``torch.compile``: ms/step, one-off compile
                seconds, and the break-even run length (what ``compile: auto`` rests on).
+6. autotune  — Inductor max-autotune of the whole int8 linear (Triton int8 GEMM templates, dequant fused
+               into the GEMM) against cuBLAS ``_int_mm`` + epilogue and bf16, at two large shapes.
 
 Timings on CUDA are CUDA-event medians after warm-up; on CPU (``--cpu``) wall-clock medians.
 """
@@ -212,41 +215,97 @@ def section_quant(device: str, small: bool, ladder: dict) -> dict:
     return out
 
 
-def section_gemm(device: str, small: bool) -> dict:
-    from scalinglab.kernels import int8_torch as KT
+def _int8_layer(d: int, device: str, g):
     from scalinglab.quant.linear import QuantLinear
+
+    w = torch.randn(d, d, device=device, generator=g) / d**0.5
+    sw = w.abs().amax(1) / 127
+    wq = torch.round(w / sw[:, None]).to(torch.int8)
+    return w, QuantLinear.from_parts(wq.cpu(), sw.cpu(), torch.zeros(d), "token", 8, 8)
+
+
+def section_gemm(device: str, small: bool) -> dict:
+    """bf16 F.linear vs QuantLinear (K-major weight and the CPU's N-major one; fused and eager) vs bare _int_mm."""
+    import copy
+
+    from scalinglab.kernels import int8_torch as KT
 
     dims, ms = ((256,), (8, 64)) if small else (GEMM_DIMS, GEMM_MS)
     rows = []
     for d in dims:
         g = torch.Generator(device=device).manual_seed(d)
-        w = torch.randn(d, d, device=device, generator=g) / d**0.5
-        b = torch.zeros(d, device=device)
-        sw = w.abs().amax(1) / 127
-        wq = torch.round(w / sw[:, None]).to(torch.int8)
-        ql = QuantLinear.from_parts(wq.cpu(), sw.cpu(), b.cpu(), "token", 8, 8).to(device)
+        w, layer = _int8_layer(d, device, g)
         w16 = w.to(torch.bfloat16)
+        KT.K_MAJOR_ON_CUDA = False
+        n_major = copy.deepcopy(layer).to(device)
+        KT.K_MAJOR_ON_CUDA = True
+        ql = copy.deepcopy(layer).to(device)
+        w_nmajor = n_major.w_t  # (K, N), N fastest: the CPU layout
+        w_kmajor = w_nmajor.t().contiguous().t()  # (K, N), K fastest
         for m in ms:
             x = torch.randn(m, d, device=device, generator=g)
             x16 = x.to(torch.bfloat16)
             xq = torch.randint(-127, 128, (m, d), device=device, dtype=torch.int8, generator=g)
             row = {"d": d, "M": m}
             row["bf16_ms"] = timed(lambda x16=x16, w16=w16: F.linear(x16, w16), device) * 1e3
-            KT.FUSE = True
+            row["int_mm_nmajor_ms"] = timed(lambda xq=xq, w=w_nmajor: KT.int_mm(xq, w), device) * 1e3
+            row["int_mm_kmajor_ms"] = timed(lambda xq=xq, w=w_kmajor: KT.int_mm(xq, w), device) * 1e3
             row["int8_fused_ms"] = timed(lambda x=x, ql=ql: ql(x), device) * 1e3
             KT.FUSE = False
             row["int8_eager_ms"] = timed(lambda x=x, ql=ql: ql(x), device) * 1e3
-            KT.FUSE = True
-            row["int_mm_only_ms"] = timed(lambda xq=xq, ql=ql: KT.int_mm(xq, ql.w_t), device) * 1e3
+            KT.FUSE, KT.K_MAJOR_ON_CUDA = True, False
+            row["int8_fused_nmajor_ms"] = timed(lambda x=x, ql=n_major: ql(x), device) * 1e3
+            KT.K_MAJOR_ON_CUDA = True
             ref = F.linear(x.double(), w.double())
             row["int8_rel_err"] = float((ql(x).double() - ref).norm() / ref.norm())
             row["bf16_rel_err"] = float((F.linear(x16, w16).double() - ref).norm() / ref.norm())
-            row["speedup_fused_vs_bf16"] = row["bf16_ms"] / row["int8_fused_ms"]
-            row["speedup_int_mm_vs_bf16"] = row["bf16_ms"] / row["int_mm_only_ms"]
+            row["speedup_int8_vs_bf16"] = row["bf16_ms"] / row["int8_fused_ms"]
+            row["speedup_int_mm_kmajor_vs_bf16"] = row["bf16_ms"] / row["int_mm_kmajor_ms"]
             rows.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-            print("  d={d:5d} M={M:6d}  bf16 {bf16_ms:8.4f} ms  int8 fused {int8_fused_ms:8.4f}  eager "
-                  "{int8_eager_ms:8.4f}  _int_mm {int_mm_only_ms:8.4f}  fused/bf16 ×{speedup_fused_vs_bf16:.2f}  "
-                  "rel err int8 {int8_rel_err:.4f} bf16 {bf16_rel_err:.4f}".format(**rows[-1]))
+            print("  d={d:5d} M={M:6d}  bf16 {bf16_ms:8.4f} ms | _int_mm K-major {int_mm_kmajor_ms:8.4f} N-major "
+                  "{int_mm_nmajor_ms:8.4f} | QuantLinear fused {int8_fused_ms:8.4f} eager {int8_eager_ms:8.4f} "
+                  "N-major {int8_fused_nmajor_ms:8.4f} | int8/bf16 ×{speedup_int8_vs_bf16:.2f} "
+                  "(GEMM only ×{speedup_int_mm_kmajor_vs_bf16:.2f}) | rel err int8 {int8_rel_err:.4f} "
+                  "bf16 {bf16_rel_err:.4f}".format(**rows[-1]), flush=True)
+    return {"rows": rows}
+
+
+def _linear_int8(xq, w_t, sx, sw, b):
+    return torch._int_mm(xq, w_t).float() * (sx[:, None] * sw) + b
+
+
+def _autotune_row(d: int, m: int, device: str) -> dict:
+    from scalinglab.kernels import int8_torch as KT
+
+    g = torch.Generator(device=device).manual_seed(d)
+    w, layer = _int8_layer(d, device, g)
+    ql = layer.to(device)
+    args = (*KT.quantize_rows(torch.randn(m, d, device=device, generator=g), 127), ql.w_scale, ql.bias)
+    xq, sx, sw, b = args
+    w_t = KT.gemm_weight(ql)
+    tuned = torch.compile(_linear_int8, mode="max-autotune-no-cudagraphs", dynamic=False)
+    t = time.perf_counter()
+    y = tuned(xq, w_t, sx, sw, b)
+    torch.cuda.synchronize()
+    compile_s = time.perf_counter() - t
+    w16, x16 = w.to(torch.bfloat16), torch.randn(m, d, device=device, generator=g).to(torch.bfloat16)
+    row = {"d": d, "M": m, "compile_s": round(compile_s, 1),
+           "max_abs_diff": float((y - _linear_int8(xq, w_t, sx, sw, b)).abs().max()),
+           "bf16_ms": timed(lambda: F.linear(x16, w16), device) * 1e3,
+           "int_mm_plus_epilogue_ms": timed(lambda: _linear_int8(xq, w_t, sx, sw, b), device) * 1e3,
+           "autotuned_ms": timed(lambda: tuned(xq, w_t, sx, sw, b), device) * 1e3}
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+
+
+def section_autotune(device: str, small: bool) -> dict:
+    """Inductor max-autotune on the whole int8 linear (Triton int8 GEMM templates with the dequant epilogue
+    fused, against cuBLAS): is there a faster CUDA int8 path than torch._int_mm + a separate epilogue?"""
+    if device != "cuda":
+        return {"skipped": "CUDA only"}
+    rows = []
+    for d, m in ((4096, 4096), (8192, 16384)):
+        rows.append(_autotune_row(d, m, device))
+        print(f"  {rows[-1]}", flush=True)
     return {"rows": rows}
 
 
@@ -278,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         "ladder": lambda: section_ladder(device, small, work),
         "quant": lambda: section_quant(device, small, res["sections"]["ladder"]),
         "compile": lambda: section_compile(device, small),
+        "autotune": lambda: section_autotune(device, small),
     }
     only = {s for s in args.only.split(",") if s}
     for name, fn in sections.items():

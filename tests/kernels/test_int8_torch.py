@@ -65,3 +65,17 @@ def test_non_cpu_inputs_take_the_torch_path(act):
 def test_cross_entropy_dispatch_falls_back_to_torch_off_cpu():
     logits, tgt = torch.randn(4096, 32000, device="meta"), torch.zeros(4096, dtype=torch.long, device="meta")
     assert cross_entropy_fastest(logits, tgt).device.type == "meta"  # the host kernel would have failed
+
+
+def test_cuda_weight_relayout_keeps_values_and_saves_row_major(monkeypatch):
+    """On CUDA a layer re-lays W_q out K-contiguous on its first call; outputs and saved tensors don't change."""
+    layer, _ = _layer("token")
+    x = torch.randn(20, 64)
+    before = KT.quant_linear(layer, x)
+    saved_before = {k: v.clone() for k, v in layer.state_dict().items()}
+    monkeypatch.setattr(KT, "_relayout_wanted", lambda w: w.stride(0) != 1)  # what a CUDA weight gets
+    after = KT.quant_linear(layer, x)
+    assert layer.w_t.shape == (64, 40) and layer.w_t.stride() == (1, 64)
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+    state = layer.state_dict()
+    assert state["w_t"].is_contiguous() and all(torch.equal(state[k], v) for k, v in saved_before.items())

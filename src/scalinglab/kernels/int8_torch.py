@@ -16,6 +16,12 @@ time (data-dependent shapes), so that mode runs eagerly.
 
 ``torch._int_mm`` on CUDA needs more than 16 rows and K, N multiples of 8: fewer rows are zero-padded
 (exact: padded rows are dropped), other K, N fall back to an exact float64 product.
+
+Weight layout: the CPU path stores W_q transposed and contiguous (K × N, N fastest), the layout oneDNN's
+VNNI kernel reads fastest. cuBLASLt's int8 GEMM wants both operands K-contiguous ("TN"); given an
+N-contiguous right operand it takes a much slower kernel (gpu_check on an H200: docs/gpu.md). On its
+first CUDA call a layer therefore re-lays its ``w_t`` out K-contiguous (same shape, strides (1, K)), and
+``QuantLinear`` writes it back contiguous when saved.
 """
 
 from __future__ import annotations
@@ -24,12 +30,14 @@ import os
 
 import torch
 
-__all__ = ["quant_linear", "int_mm", "quantize_rows", "dequantize", "CUDA_MIN_ROWS", "FUSE"]
+__all__ = ["quant_linear", "int_mm", "quantize_rows", "dequantize", "gemm_weight", "CUDA_MIN_ROWS", "FUSE",
+           "K_MAJOR_ON_CUDA"]
 
 CUDA_MIN_ROWS = 17  # torch._int_mm on CUDA: "self.size(0) needs to be greater than 16"
 PAD_ROWS = 32
 # torch.compile the quantize and dequantize steps on CUDA ("0" to run them eagerly, e.g. to compare).
 FUSE = os.environ.get("SCALINGLAB_INT8_FUSE", "1") == "1"
+K_MAJOR_ON_CUDA = True  # re-lay W_q out K-contiguous for cuBLASLt (see the module docstring)
 
 
 def _pad_needed(xq: torch.Tensor) -> bool:
@@ -47,6 +55,18 @@ def int_mm(xq: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
         padded[:m] = xq
         return torch._int_mm(padded, w_t)[:m]
     return torch._int_mm(xq, w_t)
+
+
+def _relayout_wanted(w: torch.Tensor) -> bool:
+    return K_MAJOR_ON_CUDA and w.device.type == "cuda" and w.stride(0) != 1 and w.shape[1] > 1
+
+
+def gemm_weight(m) -> torch.Tensor:
+    """``m.w_t`` in the layout the device's int8 GEMM reads fastest (re-laid out once, in place, on CUDA)."""
+    w = m.w_t
+    if _relayout_wanted(w):
+        m.w_t = w = w.t().contiguous().t()  # (K, N) with strides (1, K): W_q (N × K) row-major underneath
+    return w
 
 
 def quantize_rows(x: torch.Tensor, qmax: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,14 +121,14 @@ def quant_linear(m, x2: torch.Tensor) -> torch.Tensor:
         xq, sx = q_channels(x2, m.act_shift, m.act_inv_step, qmax), m.act_scale
     else:
         return _llm_int8(m, x2)
-    return deq(int_mm(xq, m.w_t), sx, m.w_scale, m.bias)
+    return deq(int_mm(xq, gemm_weight(m)), sx, m.w_scale, m.bias)
 
 
 def _llm_int8(m, x: torch.Tensor) -> torch.Tensor:
     """LLM.int8() decomposition (kernels/int8_matmul.py has the CPU form and the paper reference)."""
     outlier = x.abs().amax(dim=0) >= m.threshold
     xq, sx = quantize_rows(x * (~outlier), 127)
-    y = dequantize(int_mm(xq, m.w_t), sx, m.w_scale, m.bias)
+    y = dequantize(int_mm(xq, gemm_weight(m)), sx, m.w_scale, m.bias)
     cols = outlier.nonzero().squeeze(1)
     if cols.numel():
         slot = m.col_slot[cols].long()

@@ -113,6 +113,12 @@ class QuantLinear(nn.Module):
             y = K.dequantize_epilogue(K.int_mm(xq, self.w_t), scale, self.w_scale, self.bias, in_place=True)
         return y.to(dtype).reshape(*lead, self.out_features)
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        key = prefix + "w_t"  # on CUDA w_t may be K-contiguous (kernels/int8_torch.py); files hold it row-major
+        if key in destination and not destination[key].is_contiguous():
+            destination[key] = destination[key].contiguous()
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, act={self.act}, "
                 f"W{self.bits_w}A{self.bits_a}")
