@@ -30,10 +30,10 @@ __all__ = ["DEVICES", "COMPILE_MODES", "COMPILE_MIN_STEPS", "cuda_available", "r
 
 DEVICES = ("auto", "cpu", "cuda")
 COMPILE_MODES = ("auto", "on", "off")
-# compile="auto" on CUDA from this many optimizer steps: benchmarks/gpu_check.py measured the one-off
-# compile cost and the per-step saving of a small ladder model on an H200 (docs/gpu.md); below this a
-# run finishes sooner in eager mode.
-COMPILE_MIN_STEPS = 5000
+# compile="auto" on CUDA from this many optimizer steps. benchmarks/gpu_check.py on an H200 (torch 2.11,
+# bf16 autocast): d64-L2 (batch 32 × 64) 6.14 → 4.36 ms/step for 8.0 s of compiling, break-even after
+# 4.5k steps; d512-L8 (32 × 256) 13.5 → 12.4 ms/step for 30.8 s, break-even after 28k steps. Past both.
+COMPILE_MIN_STEPS = 30_000
 
 
 def cuda_available() -> bool:
