@@ -57,10 +57,26 @@ def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, l
     plot_fit(check, fit_part, out / "holdout.png", held)
     plot_fit(result, table, out / "fit.png")
     console.print(f"wrote {out / 'fit.json'}, {out / 'fit.png'}, {out / 'holdout.png'}")
+    check.save(out / "holdout_fit.json")
     summary = {"fit": result, "holdout": check, "prediction": pred, "plan": p}
     if ladder:
         summary["ladder"] = run_ladder_part(out, bootstrap, console)
+    summary["report"] = write_demo_report(out, source, ladder, console)
     return summary
+
+
+def write_demo_report(out: Path, source: Path, ladder: bool, console: Console) -> Path:
+    """The HTML report of what the demo just measured: the ladder store if it ran, else the Gemstones fits."""
+    from scalinglab.report.html import ReportConfig, write_report
+
+    if ladder:
+        cfg = ReportConfig(data=out / "ladder.db", fits=(out / "ladder_fit.json",), title="scalinglab demo: ladder")
+    else:
+        cfg = ReportConfig(data=source, fits=(out / "fit.json", out / "holdout_fit.json"), plan_flops=(BUDGET,),
+                           title="scalinglab demo: Gemstones")
+    path = write_report(cfg, out / "report.html")
+    console.print(f"report: {path}")
+    return path
 
 
 def run_ladder_part(out: Path, bootstrap: int, console: Console) -> dict:
