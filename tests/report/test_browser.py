@@ -43,6 +43,9 @@ def check_page(html_path, expected_figures: int) -> None:
             assert box["width"] > 600 and box["height"] >= 300, box
             share, colours = ink(page.screenshot({k: box[k] for k in ("x", "y", "width", "height")}))
             assert share > MIN_INK and colours >= MIN_COLOURS, (box["id"], share, colours)
+        assert page.eval("document.querySelectorAll('.modebar-btn').length") > 0
+        assert page.eval("Array.from(document.querySelectorAll('.modebar-btn')).filter(b => "
+                         "/share|cloud/i.test(b.getAttribute('data-title'))).length") == 0  # no upload buttons
         assert page.eval("document.querySelectorAll('table.sortable').length") >= 1
         # sorting: click the loss header twice, the first row is then the worst run
         page.eval("var th = Array.from(document.querySelectorAll('#runs th')).find(h => h.textContent === 'loss');"

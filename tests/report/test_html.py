@@ -140,3 +140,16 @@ def test_cli_writes_the_page_and_bad_input_exits_2(tmp_path, gemstones_path, gem
 def test_write_report_is_readable_by_others(tmp_path, gemstones_path):
     path = write_report(ReportConfig(data=gemstones_path, holdout=None), tmp_path / "r.html")
     assert path.stat().st_mode & 0o044  # group/other may read it (the atomic temp file is owner-only)
+
+
+def test_a_fit_with_an_overflowed_replicate_still_renders(tmp_path, gemstones_path, gemstones_fit):
+    """A bootstrap replicate whose B overflowed is stored as null; the band and the plan skip it (NaN)."""
+    data = json.loads(gemstones_fit.read_text())
+    data["bootstrap"]["samples"]["B"][0] = None
+    path = tmp_path / "fit.json"
+    path.write_text(json.dumps(data))
+    fit = FitResult.load(path)
+    assert np.isnan(fit.samples_matrix()[0, list(fit.params).index("B")])
+    assert np.isfinite(plan(fit, 1e23)["intervals"]["loss"]).all()
+    html = build_report(ReportConfig(data=gemstones_path, fits=(path,), plan_flops=(1e23,)))
+    assert "95% bootstrap band of L*(C)" in json.dumps(figures_of(html))

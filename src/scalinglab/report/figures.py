@@ -67,14 +67,16 @@ def _hover(table: pd.DataFrame, extra: dict[str, np.ndarray] | None = None) -> t
 
 def loss_curves(curves: pd.DataFrame) -> dict | None:
     """Validation loss against tokens, one line per run (None when no run has two points)."""
-    if "run" not in curves.columns or curves.groupby("run").size().max() < 2:
+    x_col = next((c for c in ("tokens", "step", "flops") if c in curves.columns), None)
+    if x_col is None or "run" not in curves.columns or curves.groupby("run").size().max() < 2:
         return None
     fig = {"data": [], "layout": _layout("Loss curves (one line per run; click a legend entry to hide it)",
-                                          "tokens D", "loss")}
+                                          {"tokens": "tokens D", "step": "step", "flops": "compute C (FLOPs)"}[x_col],
+                                          "loss")}
     for i, (run, g) in enumerate(curves.groupby("run", sort=False)):
-        g = g.sort_values("tokens")
+        g = g.sort_values(x_col)
         custom, tmpl = _hover(g)
-        fig["data"].append({"type": "scatter", "mode": "lines+markers", "name": html.escape(str(run)), "x": _arr(g["tokens"]),
+        fig["data"].append({"type": "scatter", "mode": "lines+markers", "name": html.escape(str(run)), "x": _arr(g[x_col]),
                             "y": _arr(g["loss"]), "text": _names([run] * len(g)), "customdata": custom,
                             "hovertemplate": tmpl, "marker": {"size": 4}, "line": {"width": 1.2,
                             "color": PALETTE[i % len(PALETTE)]}})
@@ -169,8 +171,8 @@ def residual_figure(fit: FitResult, table: pd.DataFrame) -> dict:
     fig = {"data": [{"type": "scatter", "mode": "markers", "name": "log L̂ − log L", "x": _arr(table[x_col]),
                      "y": _arr(resid), "text": _names(table["run"]), "customdata": custom,
                      "hovertemplate": tmpl, "marker": {"size": 6}}],
-           "layout": _layout(f"Residuals of {fit.law} (RMS {np.sqrt(np.mean(resid**2)):.4f})", x_col, "log residual",
-                             height=300)}
+           "layout": _layout(f"Residuals of {fit.law} (RMS {np.sqrt(np.mean(resid**2)):.4f})",
+                             "compute C (FLOPs)" if x_col == "flops" else x_col, "log residual", height=300)}
     fig["layout"]["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
                                 "line": {"color": "black", "width": 1}}]
     return fig

@@ -62,7 +62,7 @@ def _load_data(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
 
     table = read_runs(path)
     if "run" not in table.columns:
-        table = table.assign(run=[f"row {i + 1}" for i in range(len(table))])
+        table = table.assign(run=path.stem)  # no run column: the file is one run
     if "loss" not in table.columns:
         raise InputError(f"{path}: no 'loss' column; the report needs a run table with losses")
     is_store = path.suffix.lower() in SQLITE_SUFFIXES

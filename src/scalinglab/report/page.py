@@ -144,8 +144,9 @@ SCRIPT = """
   var specs = JSON.parse(document.getElementById('figures').textContent);
   document.querySelectorAll('.plot').forEach(function(el){
     var f = specs[+el.dataset.fig];
-    Plotly.newPlot(el, f.data, f.layout, {responsive:true, displaylogo:false, showLink:false,
-                                          modeBarButtonsToRemove:['sendDataToCloud']});
+    // no cloud buttons: the page stays offline even when a reader clicks around
+    Plotly.newPlot(el, f.data, f.layout, {responsive:true, displaylogo:false, showLink:false, showSendToCloud:false,
+        modeBarButtonsToRemove:['sendDataToCloud', 'sendChartToCloud', 'lasso2d', 'select2d']});
   });
   document.querySelectorAll('table.sortable').forEach(function(t){
     t.querySelectorAll('th').forEach(function(th, col){
