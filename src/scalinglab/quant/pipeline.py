@@ -58,9 +58,13 @@ def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int
 
 
 def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | None = None,
-                 dtype: str = "float32") -> dict:
+                 dtype: str = "float32", device: str = "cpu") -> dict:
+    """Metrics of a checkpoint on ``device`` (auto | cpu | cuda; quantized layers run torch._int_mm on CUDA)."""
+    from scalinglab.ladder.device import resolve_device
+
     if dtype not in ("float32", "bfloat16"):
         raise InputError(f"--dtype: expected float32 or bfloat16, got {dtype!r}")
+    device = resolve_device(device)
     model_dir = Path(model_dir)
     text = read_text(data)
     model, label = load_any(model_dir)
@@ -72,4 +76,4 @@ def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | 
     tok = load_tokenizer(model_dir)
     seq_len = seq_len or min(context_length(model), 512)
     batches = text_to_batches(text, tok, seq_len, max_seqs, source=str(data))
-    return evaluate_model(model, batches, quantization=label).to_dict()
+    return {**evaluate_model(model.to(device), batches, quantization=label).to_dict(), "device": device}
