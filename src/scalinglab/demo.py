@@ -104,11 +104,27 @@ def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, l
     print_prediction(console, pred)
     print_plan(console, p)
     console.print(f"wrote {out / 'fit.json'}, {out / 'fit.png'}, {out / 'holdout.png'}")
+    check.save(out / "holdout_fit.json")
     summary = {"fit": result, "holdout": check, "prediction": pred, "plan": p}
     if ladder:
         summary["ladder"] = run_ladder_part(out, bootstrap, console)
+    summary["report"] = write_demo_report(out, source, ladder, console)
     console.print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return summary
+
+
+def write_demo_report(out: Path, source: Path, ladder: bool, console: Console) -> Path:
+    """The HTML report of what the demo just measured: the ladder store if it ran, else the Gemstones fits."""
+    from scalinglab.report.html import ReportConfig, write_report
+
+    if ladder:
+        cfg = ReportConfig(data=out / "ladder.db", fits=(out / "ladder_fit.json",), title="scalinglab demo: ladder")
+    else:
+        cfg = ReportConfig(data=source, fits=(out / "fit.json", out / "holdout_fit.json"), plan_flops=(BUDGET,),
+                           title="scalinglab demo: Gemstones")
+    path = write_report(cfg, out / "report.html")
+    console.print(f"report: {path}")
+    return path
 
 
 def run_ladder_part(out: Path, bootstrap: int, console: Console) -> dict:

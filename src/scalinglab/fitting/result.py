@@ -85,10 +85,14 @@ class FitResult:
         return result
 
     def samples_matrix(self) -> np.ndarray | None:
-        """Bootstrap samples as (n, P) in ``params`` order, or None without a bootstrap."""
+        """Bootstrap samples as (n, P) in ``params`` order, or None without a bootstrap.
+
+        A replicate value that overflowed is written to JSON as null; it reads back as NaN (callers take
+        NaN-aware percentiles), not as None, which numpy cannot take the log of."""
         if not self.bootstrap or not self.bootstrap.samples:
             return None
-        return np.column_stack([self.bootstrap.samples[k] for k in self.params])
+        return np.column_stack([np.array([np.nan if v is None else v for v in self.bootstrap.samples[k]], dtype=float)
+                                for k in self.params])
 
 
 def _plain(obj):

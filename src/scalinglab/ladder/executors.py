@@ -19,8 +19,11 @@ Local pool: ``workers`` processes (default: one per core) of ``threads`` torch t
 cores // workers); small models train faster as independent processes than as one multi-threaded one.
 Jobs start largest-first so the pool drains evenly. Workers die with their parent, even after a kill -9
 (:mod:`scalinglab.ladder.worker`): the running job checkpoints and its run goes back to ``pending``.
-Ray: one task per job with ``num_cpus=threads``; the store and checkpoint root must be on a filesystem
-every Ray node sees (true for a local Ray instance).
+Ray: one task per job with ``num_cpus=threads``, and ``num_gpus=gpus_per_job`` (the spec's, default 1)
+when the jobs train on CUDA: ``device: cuda``, or ``auto`` on a cluster that has GPUs; ``gpus_per_job:
+0.25`` packs four small jobs onto one GPU. The store and checkpoint root must be on a filesystem every
+Ray node sees (true for a local Ray instance). Local pool on CUDA: ``1 / gpus_per_job`` workers share
+the (first) GPU unless ``workers`` says otherwise.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from scalinglab.errors import InputError
 from scalinglab.ladder.spec import Job, LadderSpec
 from scalinglab.ladder.worker import Lease, init_worker, job_running, parent_gone
 
-__all__ = ["run_ladder", "run_job", "register_jobs", "default_root", "LadderSummary", "EXECUTORS", "printer"]
+__all__ = ["run_ladder", "run_job", "register_jobs", "default_root", "LadderSummary", "EXECUTORS", "printer",
+           "ray_resources", "jobs_use_cuda"]
 
 EXECUTORS = ("local", "ray")
 POLL_S = 1.0  # how often a runner looks at runs another runner holds
@@ -187,14 +191,31 @@ def _local(jobs: list[dict], store_path: str, root: str, workers: int, threads: 
         _drive(jobs, lambda job: pool.submit(fn, job), finished, store_path, report)
 
 
-def _ray(jobs: list[dict], store_path: str, root: str, threads: int, address: str | None, report) -> None:
+def jobs_use_cuda(devices, gpus_visible: bool) -> bool:
+    """Whether jobs with these ``train.device`` settings train on CUDA where ``gpus_visible`` says GPUs are."""
+    devices = set(devices)
+    return "cuda" in devices or ("auto" in devices and gpus_visible)
+
+
+def ray_resources(threads: int, on_cuda: bool, gpus_per_job: float) -> dict:
+    """The resources one Ray task asks for: ``threads`` CPUs, plus ``gpus_per_job`` GPUs when on CUDA."""
+    res = {"num_cpus": threads}
+    if on_cuda:
+        res["num_gpus"] = gpus_per_job
+    return res
+
+
+def _ray(jobs: list[dict], store_path: str, root: str, threads: int, address: str | None, report,
+         gpus_per_job: float = 1.0) -> None:
     try:
         import ray
     except ImportError:
         raise InputError("--executor ray needs Ray: pip install 'scalinglab[ray]'") from None
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=False)
-    remote = ray.remote(num_cpus=threads)(run_job)
+    on_cuda = jobs_use_cuda((j["train"].get("device", "auto") for j in jobs),
+                            ray.cluster_resources().get("GPU", 0) > 0)
+    remote = ray.remote(**ray_resources(threads, on_cuda, gpus_per_job))(run_job)
 
     def finished(refs, timeout):
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
@@ -215,6 +236,11 @@ def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None
     store_path = Path(store_path).resolve()
     root = Path(root).resolve() if root is not None else default_root(store_path).resolve()
     cores = os.cpu_count() or 1
+    if workers is None and executor == "local":
+        from scalinglab.ladder.device import cuda_available
+
+        if jobs_use_cuda((j.train.device for j in spec.jobs), cuda_available()):
+            workers = max(1, int(1 / spec.gpus_per_job))  # that many jobs share the GPU
     workers = max(1, min(workers or cores, len(spec.jobs) or 1))
     threads = threads or max(1, cores // workers)
     summary = LadderSummary()
@@ -242,7 +268,7 @@ def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None
     if executor == "local":
         _local(jobs, str(store_path), str(root), workers, threads, report)
     else:
-        _ray(jobs, str(store_path), str(root), threads, address, report)
+        _ray(jobs, str(store_path), str(root), threads, address, report, spec.gpus_per_job)
     summary.seconds = time.perf_counter() - t0
     return summary
 

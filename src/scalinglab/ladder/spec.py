@@ -14,6 +14,8 @@ budgets per size or an IsoFLOP grid; learning rates and seeds multiply the grid:
     train: {lr: 3.0e-3, schedule: cosine, batch_size: 32}   # TrainConfig fields
     lrs: [3.0e-3]                                    # optional sweep (overrides train.lr)
     seeds: [0]
+    device: auto                                     # auto | cpu | cuda (copied into every job's train)
+    gpus_per_job: 1                                  # GPUs a job asks Ray for on CUDA; 0.25 → 4 share one
 
 Exactly one of ``tokens``, ``tokens_per_param`` (× non-embedding N) and ``isoflop`` must be given.
 Every error names the file and the field.
@@ -38,7 +40,8 @@ from scalinglab.ladder.train import TrainConfig
 
 __all__ = ["Job", "LadderSpec", "load_spec", "parse_spec"]
 
-TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "seeds"}
+TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "seeds",
+            "device", "gpus_per_job"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class Job:
 class LadderSpec:
     name: str
     jobs: tuple[Job, ...]
+    gpus_per_job: float = 1.0  # fraction of a GPU each CUDA job reserves (Ray; the local pool's worker count)
 
 
 def _build(cls, values: dict, where: str):
@@ -124,6 +128,9 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     base_train = raw.get("train", {})
     if not isinstance(base_train, dict):
         raise InputError(f"{source}: train: expected a table of TrainConfig fields, got {type(base_train).__name__}")
+    if "device" in raw:
+        base_train = {"device": raw["device"], **base_train}  # a device set in train wins
+    gpus_per_job = _gpus_per_job(raw.get("gpus_per_job", 1.0), source)
     lrs = _numbers(raw["lrs"], f"{source}: lrs") if "lrs" in raw else [None]
     seeds = _numbers(raw["seeds"], f"{source}: seeds", integer=True) if "seeds" in raw else [None]
 
@@ -161,7 +168,18 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     if len(set(runs)) != len(runs):
         dup = next(r for r in runs if runs.count(r) > 1)
         raise InputError(f"{source}: two jobs share the run id {dup!r} (repeated size or budget)")
-    return LadderSpec(name=name, jobs=tuple(jobs))
+    return LadderSpec(name=name, jobs=tuple(jobs), gpus_per_job=gpus_per_job)
+
+
+def _gpus_per_job(value, source: str) -> float:
+    """A fraction of one GPU (several small jobs share it) or a whole number of GPUs."""
+    try:
+        g = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{source}: gpus_per_job: {value!r} is not a number") from None
+    if not (0 < g <= 1 or (g > 1 and g.is_integer())):
+        raise InputError(f"{source}: gpus_per_job: {value!r}, expected a fraction in (0, 1] or a whole number of GPUs")
+    return g
 
 
 def _vocab(corpus: CorpusConfig) -> int:

@@ -29,6 +29,14 @@ from scalinglab.errors import InputError
 from scalinglab.kernels.softmax_dispatch import cross_entropy_fastest
 from scalinglab.ladder.checkpoint import STATE, load_state, refuse_pickle, save_state
 from scalinglab.ladder.data import Corpus
+from scalinglab.ladder.device import (
+    COMPILE_MODES,
+    DEVICES,
+    autocast,
+    resolve_device,
+    should_compile,
+    to_device,
+)
 from scalinglab.ladder.flops import flops_per_token
 from scalinglab.ladder.model import GPT, GPTConfig
 
@@ -38,11 +46,13 @@ SCHEDULES = ("cosine", "wsd", "constant")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def uses_bf16(precision: str, model_cfg: GPTConfig) -> bool:
-    """Whether a run of this precision setting autocasts to bf16. "auto" asks hw/: bf16 only from the
-    width at which this machine's calibration measured bf16 faster than fp32 (never on a CPU without
-    native bf16, where autocast runs 5–40× slower)."""
+def uses_bf16(precision: str, model_cfg: GPTConfig, device: str = "cpu") -> bool:
+    """Whether a run of this precision setting autocasts to bf16. "auto": always on CUDA; on the CPU it asks
+    hw/: bf16 only from the width at which this machine's calibration measured bf16 faster than fp32 (never
+    on a CPU without native bf16, where autocast runs 5–40× slower)."""
     if precision == "auto":
+        if device == "cuda":
+            return True
         from scalinglab.hw import use_bf16
 
         return use_bf16(model_cfg.d_model)
@@ -73,8 +83,14 @@ class TrainConfig:
     n_evals: int = 8  # log-spaced evaluation points, the last at the final step
     eval_seqs: int = 256  # held-out sequences per evaluation
     checkpoint_every_s: float = 20.0
+    device: str = "auto"  # auto (CUDA when torch sees a GPU), cpu or cuda — ladder/device.py
+    compile: str = "auto"  # torch.compile: auto (CUDA runs of many steps), on, off
 
     def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise InputError(f"train config: device {self.device!r}, expected one of {', '.join(DEVICES)}")
+        if self.compile not in COMPILE_MODES:
+            raise InputError(f"train config: compile {self.compile!r}, expected one of {', '.join(COMPILE_MODES)}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"train config: schedule {self.schedule!r}, expected one of {', '.join(SCHEDULES)}")
         if self.precision not in PRECISIONS:
@@ -138,13 +154,13 @@ def eval_steps(total: int, n_evals: int) -> list[int]:
 
 
 @torch.no_grad()
-def evaluate(model: GPT, batches, precision: str = "fp32") -> float:
-    """Mean next-token loss (nats) over all tokens of the held-out batches."""
-    bf16 = uses_bf16(precision, model.config)
+def evaluate(model: GPT, batches, precision: str = "fp32", device: str = "cpu") -> float:
+    """Mean next-token loss (nats) over all tokens of the held-out batches (already on ``device``)."""
+    bf16 = uses_bf16(precision, model.config, device)
     model.eval()
     total, count = 0.0, 0
     for x, y in batches:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with autocast(device, bf16):
             logits = model(x)
         # Two-pass kernel where it measured faster than torch (kernels/softmax_dispatch.py), torch elsewhere.
         total += float(cross_entropy_fastest(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum"))
@@ -168,12 +184,15 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
     total = cfg.steps(T)
     tokens_per_step = cfg.batch_size * cfg.grad_accum * T
     fpt = flops_per_token(model_cfg)
-    bf16 = uses_bf16(cfg.precision, model_cfg)
+    device = resolve_device(cfg.device)
+    bf16 = uses_bf16(cfg.precision, model_cfg, device)
     evals_at = set(eval_steps(total, cfg.n_evals))
-    val = corpus.val_batches(T, cfg.batch_size, cfg.eval_seqs)
+    val = [(to_device(x, device), to_device(y, device)) for x, y in corpus.val_batches(T, cfg.batch_size, cfg.eval_seqs)]
 
     torch.manual_seed(cfg.seed)
-    model = GPT(model_cfg)
+    model = GPT(model_cfg).to(device)
+    if should_compile(cfg.compile, device, total):
+        model.compile()  # in place: state_dict keys stay those of the plain module
     groups = model.param_groups(cfg.lr, cfg.weight_decay)
     for g in groups:
         g["base_lr"] = g["lr"]
@@ -204,10 +223,11 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
             g["lr"] = g["base_lr"] * lr / cfg.lr
         for micro in range(cfg.grad_accum):
             x, y = corpus.train_batch(step * cfg.grad_accum + micro, cfg.batch_size, T, cfg.seed)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                _, loss = model(x, y)
+            with autocast(device, bf16):
+                _, loss = model(to_device(x, device), to_device(y, device))
             (loss / cfg.grad_accum).backward()
-            loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+            # summed on the device: a .item() per step would stall a GPU on every micro-batch
+            loss_sum, loss_n = loss_sum + loss.detach().float(), loss_n + 1
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -216,7 +236,7 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
         done = step + 1
         if done in evals_at:
             ev = EvalPoint(step=done, tokens=done * tokens_per_step, flops=float(done * tokens_per_step * fpt),
-                           loss=evaluate(model, val, cfg.precision), train_loss=loss_sum / max(1, loss_n), lr=lr,
+                           loss=evaluate(model, val, cfg.precision, device), train_loss=float(loss_sum) / max(1, loss_n), lr=lr,
                            elapsed=elapsed)
             evals.append(ev)
             loss_sum, loss_n = 0.0, 0
@@ -236,5 +256,5 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
     if done == total and workdir is not None:
         from scalinglab.ladder.hf import save_model
 
-        model_dir = save_model(model.eval(), workdir / MODEL_DIR, corpus.tokenizer)
+        model_dir = save_model(model.eval().cpu(), workdir / MODEL_DIR, corpus.tokenizer)
     return TrainResult(evals=evals, steps=done, resumed_from=start, model_dir=model_dir)

@@ -50,11 +50,12 @@ def evaluate_cmd(
     max_seqs: int = typer.Option(0, "--max-seqs", help="Cap on evaluated sequences (0: all)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (float checkpoints only)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when torch sees a GPU) | cpu | cuda."),
 ) -> None:
     """Perplexity, measured weight bytes, tokens, latency and throughput of a checkpoint."""
     from scalinglab.quant.pipeline import evaluate_dir
 
-    res = evaluate_dir(model_dir, data, seq_len=seq_len, max_seqs=max_seqs or None, dtype=dtype)
+    res = evaluate_dir(model_dir, data, seq_len=seq_len, max_seqs=max_seqs or None, dtype=dtype, device=device)
     if as_json:
         print(json.dumps(res))
     else:

@@ -56,11 +56,25 @@ def linear_bytes(model: nn.Module, skip: Sequence[str] = ("lm_head",)) -> int:
     return tensor_bytes(ts) + _held_outside_buffers(mods)
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (token ids are sent there)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.no_grad()
 def perplexity(model: nn.Module, batches: Sequence[torch.Tensor]) -> tuple[float, int]:
     """exp(mean next-token NLL) over every position of every sequence; returns (ppl, tokens scored)."""
     nll, n = 0.0, 0
+    device = model_device(model)
     for ids in batches:
+        ids = ids.to(device)
         logits = forward_logits(model, ids).float()[:, :-1]
         tgt = ids[:, 1:]
         # Two-pass kernel where it measured faster than torch (kernels/softmax_dispatch.py), torch elsewhere.
@@ -87,14 +101,16 @@ class EvalResult:
 @torch.no_grad()
 def evaluate_model(model: nn.Module, batches: Sequence[torch.Tensor], quantization: str = "none",
                    latency_reps: int = 5) -> EvalResult:
+    device = model_device(model)
     t0 = time.perf_counter()
     ppl, n = perplexity(model, batches)
     elapsed = time.perf_counter() - t0
-    one = batches[0][:1]
+    one = batches[0][:1].to(device)
     times = []
     for _ in range(latency_reps):
         t = time.perf_counter()
         forward_logits(model, one)
+        _sync(device)
         times.append(time.perf_counter() - t)
     return EvalResult(perplexity=ppl, tokens=n, weight_bytes=model_bytes(model), linear_bytes=linear_bytes(model),
                       latency_ms=1e3 * sorted(times)[len(times) // 2], throughput_tok_s=n / elapsed,

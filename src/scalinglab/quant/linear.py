@@ -41,6 +41,7 @@ from torch.nn.functional import linear as f_linear
 
 from scalinglab.kernels import int8_backends as B
 from scalinglab.kernels import int8_matmul as K
+from scalinglab.kernels import int8_torch as KT
 from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.primitives import qmax_for_bits
 
@@ -165,6 +166,9 @@ class QuantLinear(nn.Module):
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self._packed is not None:
             destination[prefix + "w_t"] = self.codes()
+        key = prefix + "w_t"  # on CUDA w_t may be K-contiguous (kernels/int8_torch.py); files hold it row-major
+        if key in destination and not destination[key].is_contiguous():
+            destination[key] = destination[key].contiguous()
 
     def _load_from_state_dict(self, *args, **kwargs):
         if self._packed is not None:
@@ -185,8 +189,11 @@ class QuantLinear(nn.Module):
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] == 0:
             return x.new_zeros(*lead, self.out_features)
-        path, full = self._resolve(x2.device)
-        y = self._forward_int_mm(x2) if path == "int_mm" else self._forward_codes(x2, path, full)
+        if x2.device.type != "cpu":  # CUDA: the same math in torch ops (the numba kernels are host-only)
+            y = KT.quant_linear(self, x2)
+        else:
+            path, full = self._resolve(x2.device)
+            y = self._forward_int_mm(x2) if path == "int_mm" else self._forward_codes(x2, path, full)
         return y.to(dtype).reshape(*lead, self.out_features)
 
     def _static_params(self, x2: torch.Tensor, qa: int):

@@ -81,13 +81,17 @@ def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int
 
 
 def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | None = None,
-                 dtype: str = "float32") -> dict:
+                 dtype: str = "float32", device: str = "cpu") -> dict:
+    """Metrics of a checkpoint on ``device`` (auto | cpu | cuda; quantized layers run torch._int_mm on CUDA)."""
+    from scalinglab.ladder.device import resolve_device
+
     if dtype not in ("float32", "bfloat16"):
         raise InputError(f"--dtype: expected float32 or bfloat16, got {dtype!r}")
     _check_seq_len(seq_len)
     if max_seqs is not None and max_seqs < 0:
         raise InputError(f"--max-seqs: {max_seqs} must be >= 0 (0: all)")
     max_seqs = max_seqs or None
+    device = resolve_device(device)
     model_dir = Path(model_dir)
     text = read_text(data)
     model, label = load_any(model_dir)
@@ -99,4 +103,4 @@ def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | 
     tok = load_tokenizer(model_dir)
     seq_len = _resolve_seq_len(seq_len, model)
     batches = text_to_batches(text, tok, seq_len, max_seqs, source=str(data))
-    return evaluate_model(model, batches, quantization=label).to_dict()
+    return {**evaluate_model(model.to(device), batches, quantization=label).to_dict(), "device": device}
