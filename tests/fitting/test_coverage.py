@@ -44,14 +44,32 @@ def test_auto_delta_fit_tracks_the_noise_and_records_the_rule():
 
 
 def test_coverage_simulation_counts_hits_at_each_level():
-    cfg = CoverageConfig(n_sets=12, n_boot=60, n_sizes=8, n_tokens=10, levels=(0.5, 0.95), seed=1)
+    cfg = CoverageConfig(n_sets=10, n_boot=50, n_sizes=6, n_tokens=8, levels=(0.5, 0.95), seed=1)
     res = simulate_coverage(cfg)
-    assert len(res.deltas) == 12 and res.failed_refits == 0
+    assert len(res.deltas) == 10 and res.failed_refits == 0
     assert np.median(res.deltas) == pytest.approx(1.345 * cfg.noise, rel=0.3)
     pooled = {lv: np.mean([res.coverage(lv, q) for q in QUANTITIES]) for lv in cfg.levels}
-    # Loose bands (12 data sets): they catch a broken simulation or intervals off by a wide margin.
+    # Loose bands (10 data sets): they catch a broken simulation or intervals off by a wide margin.
     assert 0.25 <= pooled[0.5] <= 0.75, pooled
     assert pooled[0.95] >= 0.8, pooled
     for q in QUANTITIES:  # a 95 % interval is wider than a 50 % one on every data set
         assert np.all(np.array(res.widths[0.95][q]) > np.array(res.widths[0.5][q]))
     assert truth()["loss_extrapolated"] == pytest.approx(1.9366, abs=1e-3)
+
+
+def test_cli_huber_delta_option(tmp_path, capsys):
+    from scalinglab import data as bundled
+    from scalinglab.cli import main
+
+    src = str(bundled.path(bundled.GEMSTONES))
+    try:
+        main(["fit", src, "--huber-delta", "nope"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "--huber-delta: 'nope' is not a number or 'auto'" in capsys.readouterr().err
+    try:
+        main(["fit", src, "--huber-delta", "auto", "--out", str(tmp_path / "fit.json")])
+    except SystemExit as exc:
+        assert exc.code == 0
+    assert "auto: 1.345 × MAD of residuals" in capsys.readouterr().out
+    assert (tmp_path / "fit.json").exists()
