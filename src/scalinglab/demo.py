@@ -32,7 +32,7 @@ FORECAST = {"params": 7.0e10, "tokens": 1.4e12}  # Chinchilla itself (Hoffmann e
 BUDGET = 1e24
 CPU = "2 cores of an AMD EPYC (Zen 4), quiet machine"
 HEARTBEAT_S = 5.0  # a stage without its own progress bar prints its elapsed time this often
-# Expected seconds per stage on CPU (the first run also compiles the numba kernels, ~20 s, cached after).
+# Expected seconds per stage on CPU (the first run also compiles the numba kernels, ~30 s, cached after).
 EXPECTED_S = {"holdout": 3, "bootstrap": 3, "forecast": 8, "ladder": 80, "ladder_fit": 5}
 
 
@@ -81,7 +81,9 @@ def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, l
     table = read_runs(source)
     total = sum(EXPECTED_S.values()) if ladder else EXPECTED_S["holdout"] + EXPECTED_S["bootstrap"] + EXPECTED_S["forecast"]
     console.print(Rule("scalinglab demo: Gemstones runs (bundled, MIT)"))
-    console.print(f"expected time: ~{total / 60:.1f} min on {CPU}; the first run adds ~20 s compiling kernels")
+    when = f"~{total} s" if total < 90 else f"~{total / 60:.1f} min"
+    console.print(f"expected time: {when} on {CPU}; the first run adds ~30 s compiling kernels, a loaded "
+                  "machine more")
     console.print(f"{len(table)} runs, N {table.params.min():.3g}–{table.params.max():.3g}, "
                   f"D {table.tokens.min():.3g}–{table.tokens.max():.3g} tokens")
 

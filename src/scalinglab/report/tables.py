@@ -26,7 +26,8 @@ def fit_table(fit: FitResult) -> Table:
 
 def print_fit(console: Console, fit: FitResult) -> None:
     console.print(fit_table(fit))
-    console.print(f"objective (Σ Huber δ={fit.huber_delta:g}) = {fit.objective:.10g} over {fit.n_points} points, "
+    auto = ", auto: 1.345 × MAD of residuals" if "huber_delta_auto" in (fit.diagnostics or {}) else ""
+    console.print(f"objective (Σ Huber δ={fit.huber_delta:g}{auto}) = {fit.objective:.10g} over {fit.n_points} points, "
                   f"{fit.starts} starts")
     d = fit.diagnostics
     if d:

@@ -1,0 +1,37 @@
+"""`scalinglab data …`: the tour's input files, written where asked; bad options are one-line errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from scalinglab import data as bundled
+from scalinglab.cli import app, main
+
+
+def test_gemstones_is_the_bundled_file(tmp_path):
+    res = CliRunner().invoke(app, ["data", "gemstones", "--out", str(tmp_path / "sub")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "sub" / "cool_end.jsonl").read_bytes() == bundled.path(bundled.GEMSTONES).read_bytes()
+
+
+def test_multipowerlaw_is_one_table_of_nine_curves(tmp_path):
+    res = CliRunner().invoke(app, ["data", "multipowerlaw", "--out", str(tmp_path), "--model", "400M"])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(tmp_path / "multipowerlaw_400M.csv")
+    assert list(t.columns) == ["run", "step", "lr", "loss"] and t["run"].nunique() == 9
+    original = pd.read_csv(bundled.path("multipowerlaw/csv_400/wsdcon_3.csv"))
+    pd.testing.assert_frame_equal(t[t.run == "wsdcon_3"].drop(columns="run").reset_index(drop=True), original)
+
+
+def test_bad_options_exit_2_with_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "example-model").mkdir()
+    for argv in (["data", "multipowerlaw", "--model", "7"], ["data", "gemstones", "--out", str(tmp_path / "afile")],
+                 ["data", "quant-example", "--out", str(tmp_path)]):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            assert exc.code == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err, (argv, err)
