@@ -103,26 +103,27 @@ def scan_quantize(x: torch.Tensor, threshold: float, qmax: int, col_slot: torch.
     m, k = x.shape
     q = torch.empty((m, k), dtype=torch.int8) if out is None else out
     s = torch.empty(m, dtype=torch.float32)
-    weight = torch.empty(k, dtype=torch.float32)
-    cols = torch.empty(k, dtype=torch.int64)
-    n = _scan_quant(x.numpy(), np.float32(threshold), qmax, col_slot.numpy(), weight.numpy(), cols.numpy(),
+    cols = np.empty(k, np.int64)  # numpy scratch: a few µs less per call than torch tensors at small M
+    n = _scan_quant(x.numpy(), np.float32(threshold), qmax, col_slot.numpy(), np.empty(k, np.float32), cols,
                     q.numpy(), s.numpy())
     kept = n >= 0
-    return q, s, cols[: n if kept else -n - 1], kept
+    return q, s, torch.from_numpy(cols[: n if kept else -n - 1]), kept
 
 
 def dequant_outliers_(acc: torch.Tensor, sx: torch.Tensor, sw: torch.Tensor, bias: torch.Tensor, x: torch.Tensor,
                       cols: torch.Tensor, col_slot: torch.Tensor, outlier_w_t: torch.Tensor) -> torch.Tensor:
     """Over the int32 accumulator's own memory (a fresh ``int_mm`` output): the dequantized product plus
-    the outlier columns' float product; returns the float32 view."""
-    _dequant_outliers_inplace(acc.numpy(), sx.numpy(), sw.numpy(), bias.numpy(), _f32_2d(x).numpy(),
+    the outlier columns' float product; returns the float32 view. ``x``: the float32 (M × K) matrix that
+    was quantized (contiguous, as :func:`scan_quantize` made it)."""
+    _dequant_outliers_inplace(acc.numpy(), sx.numpy(), sw.numpy(), bias.numpy(), x.numpy(),
                               cols.numpy(), col_slot.numpy(), outlier_w_t.numpy())
     return acc.view(torch.float32)
 
 
 def rescale_outliers_(y: torch.Tensor, sx: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, cols: torch.Tensor,
                       col_slot: torch.Tensor, outlier_w_t: torch.Tensor) -> torch.Tensor:
-    """In place over a column-scaled float product (fbgemm, dequant paths): row scale, bias, outliers."""
-    _rescale_outliers(y.numpy(), sx.numpy(), bias.numpy(), _f32_2d(x).numpy(), cols.numpy(), col_slot.numpy(),
+    """In place over a column-scaled float product (fbgemm, dequant paths): row scale, bias, outliers;
+    ``x`` as in :func:`dequant_outliers_`."""
+    _rescale_outliers(y.numpy(), sx.numpy(), bias.numpy(), x.numpy(), cols.numpy(), col_slot.numpy(),
                       outlier_w_t.numpy())
     return y
