@@ -50,7 +50,7 @@ def format_report(r: dict) -> str:
     capped = sorted(set(caps["cpu_flags"]) - set(caps["flags"]))
     env = " ".join(f"{k}={v}" for k, v in caps["env"].items())
     lines = [
-        f"CPU            {caps['cpu_model']} ({caps['arch']}), {caps['threads']} torch threads",
+        f"CPU            {caps['cpu_model']} ({caps['arch']}); torch threads: {caps['threads']}",
         f"instructions   {caps['isa']}: {' '.join(caps['flags']) or '-'}"
         + (f"  (present but capped: {' '.join(capped)})" if capped else ""),
         f"torch          {caps['torch_version']}, kernels {caps['torch_capability']}; quantized engines: "

@@ -202,10 +202,16 @@ def llm_int8_matmul(
     ``col_slot`` (K,) int32 maps an input column to its row in ``outlier_w_t`` (C × N, the original float
     weight columns of calibration outliers), or −1 where none is kept.
     """
+    from scalinglab.kernels import llm_int8_kernels as L  # imports this module: deferred
+
     x = _f32_2d(x)
-    outlier = column_amax(x) >= threshold
-    xq, sx = quantize_rows(x, 127, outlier)
-    y = dequantize_epilogue(int_mm(xq, w_t), sx, sw, bias, in_place=True)
+    xq, sx, cols, kept = L.scan_quantize(x, threshold, 127, col_slot)
+    acc = int_mm(xq, w_t)
+    if kept:  # the usual case: every outlier dim was seen at calibration
+        return L.dequant_outliers_(acc, sx, sw, bias, x, cols, col_slot, outlier_w_t)
+    y = dequantize_epilogue(acc, sx, sw, bias, in_place=True)
+    outlier = torch.zeros(x.shape[1], dtype=torch.bool)
+    outlier[cols] = True
     return add_outlier_product_(y, x, outlier, col_slot, outlier_w_t, lambda: w_t, sw)
 
 

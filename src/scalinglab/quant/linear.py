@@ -42,6 +42,7 @@ from torch.nn.functional import linear as f_linear
 from scalinglab.kernels import int8_backends as B
 from scalinglab.kernels import int8_matmul as K
 from scalinglab.kernels import int8_torch as KT
+from scalinglab.kernels import llm_int8_kernels as L
 from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.primitives import qmax_for_bits
 
@@ -225,12 +226,13 @@ class QuantLinear(nn.Module):
         m = x2.shape[0]
         codes = torch.empty(m + 1, self.in_features)  # (M+1, K): the codes and fbgemm's anchor row
         full_range = full_range or path == "dequant"
-        outlier = None
-        if self.act in ("token", "llm.int8"):
-            qa = B.act_qmax(127 if self.act == "llm.int8" else self.qmax_a, full_range)
-            if self.act == "llm.int8":
-                outlier = K.column_amax(x2) >= self.threshold
-            _, sx = K.quantize_rows(x2, qa, outlier, out=codes[:m])
+        cols = None
+        if self.act == "llm.int8":
+            qa = B.act_qmax(127, full_range)
+            _, sx, cols, kept = L.scan_quantize(x2, self.threshold, qa, self.col_slot, out=codes[:m])
+        elif self.act == "token":
+            qa = B.act_qmax(self.qmax_a, full_range)
+            _, sx = K.quantize_rows(x2, qa, out=codes[:m])
         else:
             qa = B.act_qmax(self.qmax_a, full_range)
             shift, inv, sx = self._static_params(x2, qa)
@@ -240,8 +242,12 @@ class QuantLinear(nn.Module):
             y = B.fbgemm_product(codes, self._packed_weight(), qa)
         else:
             y = f_linear(codes[:m], self._float_weight())  # integers × (W_q·s_w): exact products in fp32
+        if cols is not None and kept:
+            return L.rescale_outliers_(y, sx, self.bias, x2, cols, self.col_slot, self.outlier_w_t)
         y = B.rescale_rows_(y, sx, self.bias)
-        if outlier is not None:
+        if cols is not None:  # an outlier dim calibration never saw: the general path
+            outlier = torch.zeros(self.in_features, dtype=torch.bool)
+            outlier[cols] = True
             K.add_outlier_product_(y, x2, outlier, self.col_slot, self.outlier_w_t, self.codes, self.w_scale)
         return y
 
