@@ -15,7 +15,8 @@ Tables (written to a temporary folder first, not timed):
   rows grow. 192 starts.
 
 Each measurement runs in a fresh child process: ``read_runs(file)`` then ``fit(table, law)`` (numba
-kernels loaded before the clock starts), peak memory = the child's maximum resident set size. Then,
+kernels loaded before the clock starts), peak memory = the child's peak resident set (VmHWM), also
+shown above what the interpreter and libraries already held. Then,
 untimed, the optimum is checked against the plain row-by-row objective (no design points, no
 subsample): its value at our θ* (the same function, summed another way), and its own optimum polished
 by scipy from our θ* and, up to 1M rows, from the generating constants. A baseline child runs the
@@ -68,6 +69,18 @@ def cpu_name() -> str:
         pass
     shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
     return f"{name} ({', '.join(shown)})" if shown else name
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory in MB: VmHWM on Linux (reset by exec, unlike ru_maxrss, which
+    a child started by a big parent inherits from the fork)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @contextmanager
@@ -181,7 +194,7 @@ def child(job: dict) -> dict:
     from scalinglab.runs.io import read_runs
 
     fit(chinchilla_grid(3, 4), "chinchilla")  # load the compiled kernels before the clock starts
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # interpreter + libraries
+    rss0 = peak_mb()  # interpreter + libraries
     t0 = time.perf_counter()
     table = read_runs(job["path"])
     t1 = time.perf_counter()
@@ -194,7 +207,7 @@ def child(job: dict) -> dict:
         t2 = time.perf_counter()
         out["objective"] = result.objective
         out["theta"] = list(result.theta)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mb()
     out.update(read_s=t1 - t0, fit_s=t2 - t1, peak_mb=peak, data_mb=peak - rss0)
     if not job.get("baseline") and job["format"] == "parquet" and job["kind"] != "chinchilla tiled":
         out.update(verify(table, job["law"], np.array(out["theta"]), out["objective"],

@@ -135,3 +135,32 @@ def test_bootstrap_chunks_are_bounded_and_reproducible(monkeypatch):
     w = replicate_weights(groups, 7, np.random.default_rng(3))
     obj = HuberObjective(law, x, t["loss"].to_numpy(), DELTA, weights=w, group=False, fused=False)
     np.testing.assert_allclose(obj.value(a[0]), a[1], rtol=1e-9)
+
+
+def test_objective_work_follows_design_points_not_rows():
+    """Linear time by structure (nothing timed): after one pass to group rows, every law evaluation sees
+    the design points only, however many rows repeat them; the search sees one pick per point."""
+    from scalinglab.fitting.screen import screening_objective
+
+    t = repeated_table(reps=100)  # 2,025 rows, 20 design points
+    law = get_law("kaplan")
+    x = law.prepare({c: t[c].to_numpy() for c in law.inputs})
+    obj = HuberObjective(law, x, t["loss"].to_numpy(), DELTA)
+    sizes = []
+    real = law.value_and_vjp
+
+    def spy(theta, xp):
+        sizes.append(max(v.shape[-1] for v in xp.values()))
+        return real(theta, xp)
+
+    law.value_and_vjp = spy
+    multistart(obj, law.init_grid()[:20])
+    assert sizes and max(sizes) == 20
+
+    chin = get_law("chinchilla")
+    xc = chin.prepare({c: t[c].to_numpy() for c in chin.inputs})
+    fused = HuberObjective(chin, xc, t["loss"].to_numpy(), DELTA)
+    assert fused.compiled.n_points == 20 and fused.compiled.n_rows == len(t)
+    screen = screening_objective(fused, budget=100)
+    assert screen.compiled.n_points == 20 and screen.log_loss.size == 20
+    assert screen.weights.sum() == pytest.approx(len(t))

@@ -5,7 +5,9 @@ fit should not pay).
 
 Two costs dominate a full-grid fit. The objective: per point, two powers and one log. Scaling data
 come in grids (a few model sizes × a few token budgets), so N^-α and D^-β are computed once per
-*distinct* N and D and looked up per point — identical numbers, ~3× fewer transcendentals. And the
+*distinct* N and D and looked up per point — identical numbers, ~3× fewer transcendentals. Points are
+design points (``design.py``): rows sharing (N, D) are evaluated once, their Huber terms summed exactly
+from sorted loss offsets and prefix sums. And the
 driver: advancing 4,500 starts in lock-step from Python costs ~0.2 ms of NumPy bookkeeping per
 iteration and line-search round, more than the arithmetic. Here every start runs the same L-BFGS as
 ``optimize.lbfgs_batched`` (two-loop recursion, weak Wolfe line search, projection on the box, the same
