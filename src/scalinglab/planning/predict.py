@@ -38,7 +38,8 @@ def predict(fit: FitResult, inputs: Mapping[str, float | np.ndarray]) -> dict:
             raise InputError(f"predict: --{k.replace('_', '-')} must be > 0 (got {v})")
     theta = np.asarray(fit.theta, dtype=float)
     loss = np.exp(log_loss_batch(law, theta, inputs)[0])
-    out = {"loss": loss.tolist() if loss.size > 1 else float(loss[0]), "inputs": {k: _num(v) for k, v in inputs.items()}}
+    out = {"loss": loss.tolist() if loss.size > 1 else float(loss[0]), "target": getattr(fit, "target", "loss"),
+           "inputs": {k: _num(v) for k, v in inputs.items()}}
     samples = theta_samples(law, fit)
     if samples is not None:
         boot = np.exp(log_loss_batch(law, samples, inputs))
