@@ -54,5 +54,6 @@ class Sigmoid(Law):
             inv = 1.0 / y
         if not grad:
             return logy
-        jac = np.stack([s * inv, a * ds * u * inv, -a * ds * k * inv, np.broadcast_to(inv, logy.shape)], axis=-1)
+        with np.errstate(invalid="ignore"):
+            jac = np.stack([s * inv, a * ds * u * inv, -a * ds * k * inv, np.broadcast_to(inv, logy.shape)], axis=-1)
         return logy, jac
