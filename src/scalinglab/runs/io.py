@@ -1,4 +1,5 @@
-"""Read user files (CSV, JSONL, Parquet) or a run store (SQLite) into the canonical run table."""
+"""Read user files (CSV, JSONL, Parquet), a run store (SQLite), a W&B CSV export or TensorBoard event
+files into the canonical run table."""
 
 from __future__ import annotations
 
@@ -58,17 +59,24 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a CSV, JSONL, Parquet or SQLite file")
     if isinstance(columns, str):
         columns = parse_column_map(columns)
-    if path.suffix.lower() in SQLITE_SUFFIXES:
+    from scalinglab.runs.importers import tensorboard, wandb
+
+    if tensorboard.is_event_path(path):  # TensorBoard event file or log directory
+        raw, columns = tensorboard.read_tensorboard(path, columns or {}), None
+    elif path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a CSV, JSONL, Parquet or SQLite file "
+                         "(or a TensorBoard log directory)")
+    elif path.suffix.lower() in SQLITE_SUFFIXES:
         from scalinglab.runs.store import load_run_table
 
         # Final evaluations only: a cosine run's intermediate points are not shorter runs (DESIGN §3).
         raw = load_run_table(path, final_only=True)
     else:
         raw = _read_raw(path)
+        if wandb.is_wandb_export(raw):  # one W&B run: its file stem names the run
+            raw, columns = wandb.from_wandb(raw, columns or {}, str(path), path.stem), None
     if raw.empty:
         raise InputError(f"{path}: no rows")
     table = canonicalize(raw, columns, str(path))
