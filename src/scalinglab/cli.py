@@ -44,7 +44,7 @@ def _register_subsystems() -> None:
 
     fitting_cli.register(app, bench_app)
     for module in ("scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli",
-                   "scalinglab.fitting.chain_cli"):
+                   "scalinglab.fitting.chain_cli", "scalinglab.ladder.tasks_cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
