@@ -64,7 +64,7 @@ def _link_at(chain, via: float) -> float:
 def table_text(rows: list[dict], model: str, markdown: bool) -> str:
     sep = " | " if markdown else "  "
     head = ["task", "predicted", "95% interval", "actual", "rel. error", "inside", "paper (13B)",
-            "bpb pred / actual", "step 2 at actual bpb", "one-step"]
+            "bpb predicted [95%] / actual", "step 2 at actual bpb", "one-step"]
     lines = [sep.join(head)]
     if markdown:
         lines = ["| " + lines[0] + " |", "|" + "---|" * len(head)]
@@ -73,7 +73,7 @@ def table_text(rows: list[dict], model: str, markdown: bool) -> str:
         cells = [r["task"], f"{r['predicted']:.3f}", f"[{r['lo']:.3f}, {r['hi']:.3f}]", f"{r['actual']:.3f}",
                  f"{abs(r['rel_error']):.1%}", "yes" if r["inside"] else "NO",
                  f"{r['paper_rel_error']:.1%}" if np.isfinite(r["paper_rel_error"]) else "—",
-                 f"{r['via_predicted']:.3f} / {r['via_actual']:.3f} ({r['via_rel_error']:+.1%})",
+                 f"{r['via_predicted']:.3f} [{r['via_lo']:.3f}, {r['via_hi']:.3f}] / {r['via_actual']:.3f} ({r['via_rel_error']:+.1%})",
                  f"{r['step2_at_actual_via']:.3f}", f"{r['baseline']:.3f} ({abs(r['baseline_rel_error']):.1%})"]
         lines.append(("| " + " | ".join(cells) + " |") if markdown else sep.join(cells))
     mean = np.mean([abs(r["rel_error"]) for r in sel])

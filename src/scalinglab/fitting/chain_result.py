@@ -63,8 +63,8 @@ class ChainResult:
         t1, t2 = _theta_samples(law, self.step1), _theta_samples(link, self.step2)
         if t1 is not None and t2 is not None:
             level = self.step1.bootstrap.level
-            via_b = np.exp(law.log_predict(t1, x))[:, 0]  # (B,)
-            with np.errstate(invalid="ignore", over="ignore"):
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                via_b = np.exp(law.log_predict(t1, x))[:, 0]  # (B,)
                 target_b = np.exp(link.log_predict(t2, link.prepare({"x": via_b[:, None]})))[:, 0]
                 link_only = np.exp(link.log_predict(t2, link.prepare({"x": np.array([via])})))[:, 0]
             out["via"]["interval"] = _interval(via_b, level)
@@ -78,7 +78,9 @@ class ChainResult:
                     else self.target, "value": float(flip(np.exp(law.log_predict(np.asarray(self.baseline.theta, float)[None], x))[0, 0]))}
             tb = _theta_samples(law, self.baseline)
             if tb is not None:
-                base["interval"] = sorted(_interval(flip(np.exp(law.log_predict(tb, x))[:, 0]), self.baseline.bootstrap.level))
+                with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                    boot = flip(np.exp(law.log_predict(tb, x))[:, 0])
+                base["interval"] = sorted(_interval(boot, self.baseline.bootstrap.level))
             out["baseline"] = base
         fitted = self.step1.inputs
         out["extrapolation"] = {k: float(inputs[k] / fitted[k][1]) for k in inputs if k in fitted}
@@ -114,7 +116,8 @@ def _theta_samples(law, fit: FitResult) -> np.ndarray | None:
     if samples is None or len(samples) == 0:
         return None
     names = list(fit.params)
-    return np.array([law.from_public(dict(zip(names, row, strict=True))) for row in samples])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a replicate may put a coefficient at 0: log → −inf
+        return np.array([law.from_public(dict(zip(names, row, strict=True))) for row in samples])
 
 
 def _read_json(path: Path) -> dict:
