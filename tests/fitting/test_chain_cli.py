@@ -99,3 +99,15 @@ def test_tampered_chain_json_exits_2(evals_csv, tmp_path, capsys):
     out.write_text(json.dumps(data))
     code, _, err = run(["predict", str(out), "--params", "8e9", "--tokens", "4e11"], capsys)
     assert code == 2 and "step2.theta: expected 4 numbers" in err
+
+
+def test_chain_smooth_and_anchor_options(evals_csv, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+                        "--smooth", "3", "--anchor", "0,1", "--out", str(out)], capsys)
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    assert data["step2"]["n_points"] == 20 * 8 + 1  # every checkpoint (10 % of 8 rounds down to none), plus the anchor
+    code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+                        "--anchor", "zero"], capsys)
+    assert code == 2 and "--anchor: 'zero' is not of the form VIA,TARGET" in err

@@ -17,11 +17,13 @@ def chain_cmd(
     via: Annotated[str, typer.Option(help="Intermediate loss column, e.g. task_loss:hellaswag.")] = "loss",
     law: Annotated[str, typer.Option(help="Step 1 law of (N, D): chinchilla, overtraining, ...")] = "chinchilla",
     link: Annotated[str, typer.Option(help="Step 2 link from via to target: sigmoid, exp_error, loss_to_loss.")] = "sigmoid",
-    columns: Annotated[str, typer.Option(help='Map names: params=N_nonembed,"acc:hellaswag"=hellaswag_acc')] = "",
+    columns: Annotated[str, typer.Option(help="Map names: params=N_nonembed,acc:hellaswag=hellaswag_acc")] = "",
     bootstrap: Annotated[int, typer.Option(help="Replicates: resample runs once, refit both steps.")] = 0,
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
     holdout: Annotated[str, typer.Option(help="largest-compute=K holds out the K largest runs and scores them.")] = "",
     skip_fraction: Annotated[float, typer.Option(help="Fraction of each run's first checkpoints step 2 leaves out.")] = 0.1,
+    smooth: Annotated[int, typer.Option(help="Step 2 reads via as a trailing mean over this many evaluations.")] = 1,
+    anchor: Annotated[str, typer.Option(help="Extra step-2 point VIA,TARGET, e.g. 0,1 (zero loss, full accuracy).")] = "",
     huber_delta: Annotated[float, typer.Option(help="Huber δ on log residuals (both steps).")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Threads for the bootstrap (default: all cores).")] = None,
@@ -35,7 +37,8 @@ def chain_cmd(
 
     Examples:
       scalinglab chain evals.csv --target acc:hellaswag --via task_loss:hellaswag --bootstrap 1000 --out chain.json
-      scalinglab chain runs.db --target acc:cloze --holdout largest-compute=1
+      scalinglab chain evals.csv --target acc:hellaswag --via task_loss:hellaswag --smooth 5 --anchor 0,1
+      scalinglab chain runs.csv --target err_avg --via loss --link exp_error --holdout largest-compute=2
       scalinglab predict chain.json --params 1.3e10 --tokens 5e12
     """
     from scalinglab.fitting.chain import ChainConfig, fit_chain
@@ -43,8 +46,8 @@ def chain_cmd(
     from scalinglab.runs.io import read_runs
 
     config = ChainConfig(target=target, via=via, law=law, link=link, huber_delta=huber_delta, bootstrap=bootstrap,
-                         level=level, holdout=parse_holdout(holdout) if holdout else None,
-                         skip_fraction=skip_fraction, seed=seed, jobs=jobs, progress=not as_json)
+                         level=level, holdout=parse_holdout(holdout) if holdout else None, skip_fraction=skip_fraction,
+                         smooth=smooth, anchor=parse_anchor(anchor), seed=seed, jobs=jobs, progress=not as_json)
     result = fit_chain(read_runs(data, columns), config)
     if out:
         result.save(out)
@@ -54,6 +57,19 @@ def chain_cmd(
     print_chain(result)
     if out:
         console.print(f"chain written to {out}")
+
+
+def parse_anchor(text: str) -> tuple[float, float] | None:
+    """``0,1`` → (0.0, 1.0); '' → None."""
+    if not text.strip():
+        return None
+    from scalinglab.errors import InputError
+
+    try:
+        via, target = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"--anchor: '{text}' is not of the form VIA,TARGET (e.g. 0,1)") from None
+    return via, target
 
 
 def print_chain(result) -> None:
