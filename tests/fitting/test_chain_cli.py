@@ -29,11 +29,18 @@ def evals_csv(tmp_path_factory):
 COLUMNS = "params=N,task_loss:t=hs_bpb,acc:t=hs_acc"
 
 
-def test_chain_then_predict_json(evals_csv, tmp_path, capsys):
-    out = tmp_path / "chain.json"
-    code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
-                        "--bootstrap", "30", "--out", str(out)], capsys)
-    assert code == 0, err
+@pytest.fixture(scope="module")
+def chain_json(evals_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("chain") / "chain.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+              "--bootstrap", "30", "--out", str(out), "--json"])
+    assert exc.value.code == 0
+    return out
+
+
+def test_chain_then_predict_json(chain_json, capsys):
+    out = chain_json
     assert json.loads(out.read_text())["kind"] == "chain"
     code, stdout, err = run(["predict", str(out), "--params", "8e9", "--tokens", "4e11", "--json"], capsys)
     assert code == 0, err
@@ -90,11 +97,9 @@ def test_link_with_too_few_points_exits_2(tmp_path, capsys):
     assert code == 2 and "3 checkpoints to fit but 4 parameters" in err
 
 
-def test_tampered_chain_json_exits_2(evals_csv, tmp_path, capsys):
+def test_tampered_chain_json_exits_2(chain_json, tmp_path, capsys):
     out = tmp_path / "chain.json"
-    assert run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
-                "--out", str(out), "--json"], capsys)[0] == 0
-    data = json.loads(out.read_text())
+    data = json.loads(chain_json.read_text())
     data["step2"]["theta"] = [1.0]
     out.write_text(json.dumps(data))
     code, _, err = run(["predict", str(out), "--params", "8e9", "--tokens", "4e11"], capsys)
