@@ -82,7 +82,7 @@ def table_text(rows: list[dict], model: str, markdown: bool) -> str:
     summary = f"{model}: mean |relative error| {mean:.2%} over {len(sel)} tasks; {inside}/{len(sel)} actuals inside the 95% interval; one-step baseline {base:.2%}"
     if model == "13B-5T":
         summary += f"; paper's chained mean {np.mean(list(PAPER_13B_ERROR.values())):.2%}"
-    return "\n".join(lines) + "\n" + summary
+    return "\n".join(lines) + "\n\n" + summary
 
 
 def main() -> None:
