@@ -31,12 +31,12 @@ PAPER_13B_ERROR = {"MMLU": 0.007, "HellaSwag": 0.025, "PIQA": 0.011, "SocialIQA"
                    "OBQA": 0.078, "ARC-E": 0.114, "ARC-C": 0.175}
 
 
-def run(bootstrap: int, seed: int = 0) -> list[dict]:
+def run(bootstrap: int, seed: int = 0, law: str = "chinchilla") -> list[dict]:
     table, targets = olmo_ladder()
     rows = []
     for stem, label in TASKS.items():
         t0 = time.perf_counter()
-        chain = fit_chain(table, task_config(stem, bootstrap=bootstrap, seed=seed))
+        chain = fit_chain(table, task_config(stem, bootstrap=bootstrap, seed=seed, law=law))
         for name, tgt in targets.items():
             pred = chain.predict({"params": tgt["params"], "tokens": tgt["tokens"]})
             actual, actual_via = tgt[f"acc:{stem}"], tgt[f"task_loss:{stem}"]
@@ -90,13 +90,14 @@ def main() -> None:
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--law", default="chinchilla", help="step 1 law: chinchilla (the paper's) or overtraining")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    rows = run(args.bootstrap, args.seed)
+    rows = run(args.bootstrap, args.seed, args.law)
     for model in TARGETS:
         print(table_text(rows, model, args.markdown))
         print()
-    print(f"{args.bootstrap} bootstrap replicates per task; {time.perf_counter() - t0:.0f} s on {os.cpu_count()} cores")
+    print(f"step 1 law {args.law}; {args.bootstrap} bootstrap replicates per task; {time.perf_counter() - t0:.0f} s on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

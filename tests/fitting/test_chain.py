@@ -132,3 +132,11 @@ def test_link_with_fewer_points_than_parameters_is_refused():
     t = ladder(checkpoints=1).iloc[:3]  # three runs with one evaluation each: 3 points for 4 parameters
     with pytest.raises(InputError, match=r"step 2 \(sigmoid\) has 3 checkpoints to fit but 4 parameters"):
         fit_chain(t, ChainConfig(target="acc:t", via="task_loss:t"))
+
+
+def test_anchor_at_zero_loss_with_the_pretraining_loss_as_via():
+    # via = the canonical 'loss' column (strictly positive) and the helper point at loss 0 together.
+    t = ladder().rename(columns={"task_loss:t": "loss"})
+    result = fit_chain(t, ChainConfig(target="acc:t", via="loss", anchor=(0.0, 1.0), baseline=False))
+    assert result.step2.x == "loss" and result.step2.n_points == len(link_rows(t, 0.1)) + 1
+    assert abs(result.predict(TARGET_RUN)["target"]["value"] / truth(TARGET_RUN)[1] - 1) < 0.05

