@@ -22,6 +22,8 @@ def test_demo_fits_forecasts_plans_and_plots_the_bundled_runs(tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
     assert "held-out check (largest-compute=10)" in res.output and "compute-optimal plan" in res.output
     assert (tmp_path / "report.html").stat().st_size > 1_000_000 and "report: " in res.output
+    chain = json.loads((tmp_path / "chain.json").read_text())  # the OLMo ladder → 13B HellaSwag chain
+    assert chain["kind"] == "chain" and chain["runs"] == 16 and "HellaSwag accuracy: predicted" in res.output
 
 
 @pytest.mark.parametrize("scale", ["demo", "full"])

@@ -108,6 +108,10 @@ def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, l
     console.print(f"wrote {out / 'fit.json'}, {out / 'fit.png'}, {out / 'holdout.png'}")
     check.save(out / "holdout_fit.json")
     summary = {"fit": result, "holdout": check, "prediction": pred, "plan": p}
+    from scalinglab.fitting.chain_demo import run_chain_demo
+
+    console.print(Rule("3b. downstream accuracy: OLMo ladder (bundled, Apache-2.0) → 13B HellaSwag via task loss"))
+    summary["chain"] = run_chain_demo(out, console, bootstrap=min(bootstrap, 100))
     if ladder:
         summary["ladder"] = run_ladder_part(out, bootstrap, console)
     summary["report"] = write_demo_report(out, source, ladder, console)

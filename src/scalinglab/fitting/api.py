@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scalinglab.errors import InputError
 from scalinglab.fitting.bootstrap import bootstrap, check_replicates, percentile_ci
 from scalinglab.fitting.diagnostics import diagnose
 from scalinglab.fitting.objective import HUBER_DELTA, HuberObjective, auto_delta, parse_delta
@@ -28,6 +29,8 @@ BOOT_EXTRA_STARTS = 3  # besides the full-data optimum, each replicate also star
 @dataclass(frozen=True)
 class FitConfig:
     law: str = "chinchilla"
+    target: str = "loss"  # the column the law predicts (any metric column, e.g. acc:hellaswag)
+    x: str = "loss"  # the column a law of one input (a link such as sigmoid) reads
     huber_delta: float | str = HUBER_DELTA  # or "auto": 1.345 × MAD of a first (δ = 1e-3) fit's residuals
     bootstrap: int = 0
     level: float = 0.95
@@ -61,8 +64,20 @@ def _check_fitted(law: Law, theta: np.ndarray, source: str) -> None:
                          "scale; these data do not follow the law (check the loss column and the units)")
 
 
-def _inputs(law: Law, table: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {c: table[c].to_numpy() for c in law.inputs}
+def input_columns(law: Law, x: str = "loss") -> dict[str, str]:
+    """Law input → table column: laws of one input read ``x`` from the column given by ``--x``."""
+    return {c: (x if c == "x" else c) for c in law.inputs}
+
+
+def _inputs(law: Law, table: pd.DataFrame, x: str = "loss") -> dict[str, np.ndarray]:
+    return {c: table[col].to_numpy() for c, col in input_columns(law, x).items()}
+
+
+def check_target(table: pd.DataFrame, target: str, source: str) -> None:
+    """A constant target leaves nothing to fit (every law would be degenerate): say so."""
+    y = table[target].to_numpy(dtype=float)
+    if y.size > 1 and np.all(y == y[0]):
+        raise InputError(f"{source}: column '{target}' is constant ({y[0]:g} in all {y.size} rows); nothing to fit")
 
 
 def _sha256(table: pd.DataFrame, cols) -> str:
@@ -125,16 +140,22 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     the_law = get_law(config.law)
     table = read_runs(data, columns) if isinstance(data, str | Path) else data
     source = str(table.attrs.get("source", data if isinstance(data, str | Path) else "table"))
-    needed = (*the_law.inputs, "loss")
-    table = validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params)
+    columns = input_columns(the_law, config.x)
+    if config.target in columns.values():
+        raise InputError(f"--target: '{config.target}' is also an input of the {the_law.name} law; choose another --x")
+    needed = tuple(dict.fromkeys((*columns.values(), config.target)))
+    table = validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params,
+                     positive=(config.target,))
+    check_target(table, config.target, source)
 
     held = None
     if config.holdout:
         table, held = split(table, config.holdout, source)
-        validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params)
+        validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params,
+                 positive=(config.target,))
 
-    x = the_law.prepare(_inputs(the_law, table))
-    loss = table["loss"].to_numpy(dtype=float)
+    x = the_law.prepare(_inputs(the_law, table, config.x))
+    loss = table[config.target].to_numpy(dtype=float)
     bounds = the_law.bounds()
     bounds_arg = None if all(b == (None, None) for b in bounds) else bounds
     starts = the_law.init_grid()
@@ -156,7 +177,7 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
         theta=best.theta.tolist(), starts=best.starts, data_source=source,
         inputs={c: [float(table[c].min()), float(table[c].max())] for c in ("params", "tokens", "flops")
                 if c in table.columns},
-        data_sha256=_sha256(table, needed),
+        data_sha256=_sha256(table, needed), target=config.target, x=config.x if "x" in the_law.inputs else None,
     )
 
     samples = None
@@ -196,7 +217,8 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     if auto is not None:
         result.diagnostics["huber_delta_auto"] = auto
     if held is not None:
-        predicted = the_law.predict(result.params, _inputs(the_law, held))
-        result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}", **score(predicted, held["loss"].to_numpy()),
+        predicted = the_law.predict(result.params, _inputs(the_law, held, config.x))
+        result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}",
+                          **score(predicted, held[config.target].to_numpy(dtype=float)),
                           "flops": held["flops"].tolist() if "flops" in held.columns else None}
     return result

@@ -31,6 +31,8 @@ def fit_cmd(
     data: Annotated[Path, typer.Argument(help="Runs: CSV, TSV, JSONL, Parquet, or a run store (.db).")],
     law: LawOpt = "chinchilla",
     columns: Annotated[str, typer.Option(help='Map canonical names to yours: params="Model Size",loss=final')] = "",
+    target: Annotated[str, typer.Option(help="Column the law predicts (any metric, e.g. acc:hellaswag).")] = "loss",
+    x: Annotated[str, typer.Option("--x", help="Input column of a law of one input (sigmoid, exp_error, ...).")] = "loss",
     huber_delta: Annotated[str, typer.Option(
         help="Huber δ on log-loss residuals: a number (1e-3 is the published convention), or 'auto' = 1.345 × "
         "the MAD of a first fit's residuals (intervals with nominal coverage).")] = "1e-3",
@@ -49,6 +51,7 @@ def fit_cmd(
       scalinglab fit runs.csv --law chinchilla --out fit.json
       scalinglab fit runs.csv --columns params="Model Size",tokens=D,loss=final --bootstrap 1000
       scalinglab fit runs.db --law chinchilla --holdout largest-compute=3 --plot fit.png
+      scalinglab fit evals.csv --law sigmoid --target acc:hellaswag --x task_loss:hellaswag
     """
     from scalinglab.fitting.api import fit
     from scalinglab.fitting.validate import parse_holdout, split
@@ -61,7 +64,7 @@ def fit_cmd(
     if plot:
         output_file(plot, "--plot", PLOT_SUFFIXES)
     table = read_runs(data, columns)
-    result = fit(table, law, huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout or None,
+    result = fit(table, law, target=target, x=x, huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout or None,
                  seed=seed, jobs=jobs, progress=not as_json)
     if out:
         _write(lambda: result.save(out), out, "--out")
@@ -87,17 +90,25 @@ def predict_cmd(
     tokens: Annotated[float | None, typer.Option(help="Training tokens D.")] = None,
     flops: Annotated[float | None, typer.Option(help="Training compute C (compute laws).")] = None,
     unique_tokens: Annotated[float | None, typer.Option(help="Unique tokens U_D (data-constrained law).")] = None,
+    x: Annotated[float | None, typer.Option("--x", help="Input value of a law of one input (a link).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Forecast the loss of a run you have not trained, with its bootstrap interval.
+    """Forecast the loss (or the fitted target) of a run you have not trained, with its bootstrap interval.
 
-    Example: scalinglab predict fit.json --params 7e10 --tokens 1.4e12
+    Examples:
+      scalinglab predict fit.json --params 7e10 --tokens 1.4e12
+      scalinglab predict chain.json --params 1.3e10 --tokens 5e12 --json
     """
+    from scalinglab.fitting.chain_result import is_chain_file
     from scalinglab.fitting.result import FitResult
     from scalinglab.planning.predict import predict
     from scalinglab.report.tables import print_prediction
 
-    given = {"params": params, "tokens": tokens, "flops": flops, "unique_tokens": unique_tokens}
+    if is_chain_file(fit_path):
+        from scalinglab.fitting.chain_cli import predict_chain_cmd
+
+        return predict_chain_cmd(fit_path, params, tokens, as_json)
+    given = {"params": params, "tokens": tokens, "flops": flops, "unique_tokens": unique_tokens, "x": x}
     pred = predict(FitResult.load(fit_path), {k: v for k, v in given.items() if v is not None})
     if as_json:
         print(json.dumps(pred, indent=2))

@@ -40,6 +40,8 @@ class FitResult:
     starts: int = 0
     data_source: str = ""
     data_sha256: str = ""
+    target: str = "loss"  # the column the law predicts
+    x: str | None = None  # the input column of a law of one input (a link)
     scalinglab_version: str = __version__
 
     def to_dict(self) -> dict[str, Any]:

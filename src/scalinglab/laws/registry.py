@@ -7,9 +7,13 @@ from scalinglab.laws.base import Law
 from scalinglab.laws.broken_power_law import BrokenPowerLaw
 from scalinglab.laws.chinchilla import Chinchilla
 from scalinglab.laws.data_constrained import DataConstrained
+from scalinglab.laws.exp_error import ExpError
 from scalinglab.laws.kaplan import ComputePowerLaw, Kaplan
+from scalinglab.laws.loss_to_loss import LossToLoss
 from scalinglab.laws.lr_schedule import Tissue
 from scalinglab.laws.multi_power import MultiPower
+from scalinglab.laws.overtraining import Overtraining
+from scalinglab.laws.sigmoid import Sigmoid
 
 LAWS: dict[str, type[Law]] = {
     "chinchilla": Chinchilla,
@@ -19,6 +23,10 @@ LAWS: dict[str, type[Law]] = {
     "broken_power_law": BrokenPowerLaw,
     "tissue": Tissue,
     "multi_power": MultiPower,
+    "sigmoid": Sigmoid,
+    "exp_error": ExpError,
+    "overtraining": Overtraining,
+    "loss_to_loss": LossToLoss,
 }
 
 

@@ -45,7 +45,8 @@ def predict(fit: FitResult, inputs: Mapping[str, float | np.ndarray]) -> dict:
         raise InputError(f"predict: the {fit.law} law gives no finite loss at "
                          f"{', '.join(f'{k}={_num(v):g}' for k, v in inputs.items() if np.size(v) == 1)}; "
                          "the inputs are too far outside the fitted range")
-    out = {"loss": loss.tolist() if loss.size > 1 else float(loss[0]), "inputs": {k: _num(v) for k, v in inputs.items()}}
+    out = {"loss": loss.tolist() if loss.size > 1 else float(loss[0]), "target": getattr(fit, "target", "loss"),
+           "inputs": {k: _num(v) for k, v in inputs.items()}}
     samples = theta_samples(law, fit)
     if samples is not None:
         with np.errstate(all="ignore"):

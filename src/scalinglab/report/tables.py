@@ -47,7 +47,7 @@ def print_fit(console: Console, fit: FitResult) -> None:
 
 def print_prediction(console: Console, pred: dict) -> None:
     inputs = ", ".join(f"{k}={fmt(v)}" for k, v in pred["inputs"].items())
-    line = f"predicted loss at {inputs}: {pred['loss']:.4f}"
+    line = f"predicted {pred.get('target', 'loss')} at {inputs}: {pred['loss']:.4f}"
     if "interval" in pred:
         line += f"  ({pred['level']:.0%} interval {pred['interval'][0]:.4f} – {pred['interval'][1]:.4f})"
     console.print(line)

@@ -1,4 +1,5 @@
-"""Read user files (CSV, JSONL, Parquet) or a run store (SQLite) into the canonical run table."""
+"""Read user files (CSV, JSONL, Parquet), a run store (SQLite), a W&B CSV export or TensorBoard event
+files into the canonical run table."""
 
 from __future__ import annotations
 
@@ -98,6 +99,19 @@ def _read_store(path: Path) -> pd.DataFrame:
         raise
 
 
+def _is_wandb_csv(path: Path) -> bool:
+    """Whether a CSV's header is a W&B export's (read whole, then mapped by the importer)."""
+    from scalinglab.runs.importers import wandb
+
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return False
+    try:
+        header = pd.read_csv(path, nrows=0, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError):
+        return False  # the chunked reader reports what is wrong with the file
+    return wandb.is_wandb_export(header)
+
+
 def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) -> pd.DataFrame:
     """Load runs from a file into the canonical table (numeric, derived tokens/flops, row numbers kept).
 
@@ -108,17 +122,25 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, expected a CSV, JSONL, Parquet or SQLite file")
     if isinstance(columns, str):
         columns = parse_column_map(columns)
-    try:
-        if path.suffix.lower() in CHUNKED_SUFFIXES:
-            # CSV/TSV/Parquet stream in chunks, each canonicalised and coerced (bounded memory, linear time).
-            return derive(read_chunked(path, columns), str(path))
-        raw = _read_store(path) if path.suffix.lower() in SQLITE_SUFFIXES else _read_raw(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    from scalinglab.runs.importers import tensorboard, wandb
+
+    if tensorboard.is_event_path(path):  # TensorBoard event file or log directory
+        raw, columns = tensorboard.read_tensorboard(path, columns or {}), None
+    elif path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a CSV, JSONL, Parquet or SQLite file "
+                         "(or a TensorBoard log directory)")
+    else:
+        try:
+            if path.suffix.lower() in CHUNKED_SUFFIXES and not _is_wandb_csv(path):
+                # CSV/TSV/Parquet stream in chunks, each canonicalised and coerced (bounded memory, linear time).
+                return derive(read_chunked(path, columns), str(path))
+            raw = _read_store(path) if path.suffix.lower() in SQLITE_SUFFIXES else _read_raw(path)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+        if wandb.is_wandb_export(raw):  # one W&B run: its file stem names the run
+            raw, columns = wandb.from_wandb(raw, columns or {}, str(path), path.stem), None
     if raw.empty:
         raise InputError(f"{path}: no rows")
     table = canonicalize(raw, columns, str(path))

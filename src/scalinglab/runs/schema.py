@@ -5,6 +5,11 @@ One row per (run, evaluation point). Canonical columns:
     run, params (N), tokens (D), flops (C = 6·N·D when absent), loss,
     optional: step, lr, batch_size, seq_len, unique_tokens, bits_w, bits_a, bits_kv, bits_post, group, seed
 
+Besides these, a table carries any number of **metric columns** (``task_loss:hellaswag``, ``acc:hellaswag``,
+``err_avg``...): every other column of the file passes through under its own name, and ``--columns`` maps
+a ``kind:name`` metric like a canonical column (``acc:hellaswag=hellaswag_val_5shot__acc``). A consumer
+that needs a metric converts it with :func:`validate` (``required``), which names the row of a bad value.
+
 Validation names the file, the row and the field of every bad value in one line, so a user can fix
 the input without reading a traceback.
 """
@@ -42,6 +47,12 @@ ALIASES: Mapping[str, str] = {
 }
 
 
+def is_metric_name(name: str) -> bool:
+    """A metric column named in ``--columns``: ``kind:name`` (e.g. ``acc:hellaswag``, ``task_loss:piqa``)."""
+    kind, sep, rest = name.partition(":")
+    return bool(sep and kind.strip() and rest.strip())
+
+
 def parse_column_map(text: str | None) -> dict[str, str]:
     """Parse ``params="Model Size",flops=C`` into {canonical: source}; quotes are optional."""
     if not text:
@@ -69,8 +80,9 @@ def parse_column_map(text: str | None) -> dict[str, str]:
             raise InputError(f"--columns: '{part}' is not of the form canonical=source (e.g. params=\"Model Size\")")
         key, _, value = part.partition("=")
         key, value = key.strip(), value.strip()
-        if key not in CANONICAL:
-            raise InputError(f"--columns: '{key}' is not a canonical column; expected one of {', '.join(CANONICAL)}")
+        if key not in CANONICAL and not is_metric_name(key):
+            raise InputError(f"--columns: '{key}' is not a canonical column; expected one of {', '.join(CANONICAL)} "
+                             f"or a metric named kind:name (e.g. acc:hellaswag)")
         if not value:
             raise InputError(f"--columns: no source column given for '{key}'")
         out[key] = value
@@ -112,7 +124,11 @@ def canonicalize(frame: pd.DataFrame, columns: Mapping[str, str] | None, source:
                              f"choose with --columns {canon}=NAME")
         claimed[canon] = str(col)
         rename[col] = canon
-    keep = [c for c in frame.columns if c in rename]
+    # Other columns pass through as metrics under their own names, unless that name is taken by a
+    # canonical column (a second 'loss' would make the table ambiguous).
+    taken = set(rename.values())
+    keep = [c for c in frame.columns
+            if c in rename or (_canonical_name(str(c)) is None and str(c) not in taken)]
     out = frame[keep].rename(columns=rename)
     # Row numbers a user can find in the file: 1-based data rows.
     rows = frame.attrs.get("row_numbers")
@@ -174,7 +190,7 @@ def _clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
-def coerce_numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
+def coerce_numeric(table: pd.DataFrame, source: str, columns: Iterable[str] = NUMERIC) -> pd.DataFrame:
     """Convert numeric columns, naming the first row and field that is not a finite number.
 
     Booleans, durations, dates, text such as ``'n/a'`` or ``'nan'``, infinities and integers beyond float
@@ -182,7 +198,7 @@ def coerce_numeric(table: pd.DataFrame, source: str) -> pd.DataFrame:
     may have gaps, and :func:`validate` refuses them in the columns a consumer needs.
     """
     table = table.copy()
-    for col in NUMERIC:
+    for col in columns:
         if col not in table.columns:
             continue
         raw = table[col]
@@ -234,9 +250,14 @@ def derive(table: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_points: int = 1,
-             n_params: int | None = None) -> pd.DataFrame:
-    """Check presence, positivity, duplicates and count of the columns a consumer needs."""
+             n_params: int | None = None, positive: Iterable[str] = ()) -> pd.DataFrame:
+    """Check presence, positivity, duplicates and count of the columns a consumer needs.
+
+    Required metric columns (non-canonical) are converted to numbers here, naming the row of a bad
+    value; ``positive`` lists further columns that must be > 0 (a law fitted in log space).
+    """
     required = list(required)
+    positive = set(positive)
     absent = [c for c in required if c not in table.columns]
     if absent:
         found = ", ".join(c for c in table.columns if c != "run") or "none"
@@ -244,11 +265,17 @@ def validate(table: pd.DataFrame, required: Iterable[str], source: str, min_poin
             f"{source}: missing column '{absent[0]}' (needed: {', '.join(required)}; canonical columns found: "
             f"{found}; map other names with --columns {absent[0]}=NAME)"
         )
+    metrics = [c for c in required if c not in CANONICAL]
+    if metrics:
+        attrs = dict(table.attrs)
+        table = coerce_numeric(table, source, metrics)
+        table.attrs = attrs
     for col in required:
-        gaps = np.flatnonzero(np.isnan(table[col].to_numpy(dtype=float))) if col in NUMERIC else np.array([], int)
+        numeric = col in NUMERIC or col in metrics
+        gaps = np.flatnonzero(np.isnan(table[col].to_numpy(dtype=float))) if numeric else np.array([], int)
         if gaps.size:
             raise InputError(f"{source}: row {_row(table, int(gaps[0]))}, field '{col}': {MISSING}")
-        if col in STRICTLY_POSITIVE:
+        if col in STRICTLY_POSITIVE or col in positive:
             bad = np.flatnonzero(~(table[col].to_numpy(dtype=float) > 0))
             if bad.size:
                 i = int(bad[0])

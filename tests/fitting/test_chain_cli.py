@@ -1,0 +1,118 @@
+"""`scalinglab chain`, `predict CHAIN` and `fit --target/--x` as a user runs them: files in, JSON out, exit 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.fitting.test_chain import ladder
+
+from scalinglab.cli import main
+
+
+def run(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def evals_csv(tmp_path_factory):
+    p = tmp_path_factory.mktemp("chain") / "evals.csv"
+    t = ladder(noise=0.005)
+    # The file's own names, mapped with --columns like any other column.
+    t.rename(columns={"params": "N", "task_loss:t": "hs_bpb", "acc:t": "hs_acc"}).to_csv(p, index=False)
+    return p
+
+
+COLUMNS = "params=N,task_loss:t=hs_bpb,acc:t=hs_acc"
+
+
+@pytest.fixture(scope="module")
+def chain_json(evals_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("chain") / "chain.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+              "--bootstrap", "30", "--out", str(out), "--json"])
+    assert exc.value.code == 0
+    return out
+
+
+def test_chain_then_predict_json(chain_json, capsys):
+    out = chain_json
+    assert json.loads(out.read_text())["kind"] == "chain"
+    code, stdout, err = run(["predict", str(out), "--params", "8e9", "--tokens", "4e11", "--json"], capsys)
+    assert code == 0, err
+    pred = json.loads(stdout)
+    assert pred["via"]["column"] == "task_loss:t" and pred["target"]["column"] == "acc:t"
+    for part in ("via", "target", "baseline"):
+        lo, hi = pred[part]["interval"]
+        assert lo <= pred[part]["value"] <= hi
+    code, stdout, _ = run(["predict", str(out), "--params", "8e9", "--tokens", "4e11"], capsys)
+    assert code == 0 and "acc:t" in stdout and "task_loss:t" in stdout
+
+
+def test_fit_any_target_with_a_link(evals_csv, tmp_path, capsys):
+    out = tmp_path / "link.json"
+    code, _, err = run(["fit", str(evals_csv), "--columns", COLUMNS, "--law", "sigmoid", "--target", "acc:t",
+                        "--x", "task_loss:t", "--out", str(out)], capsys)
+    assert code == 0, err
+    fit = json.loads(out.read_text())
+    assert fit["target"] == "acc:t" and fit["x"] == "task_loss:t" and fit["params"]["L0"] == pytest.approx(1.0, abs=0.1)
+    code, stdout, _ = run(["predict", str(out), "--x", "1.0", "--json"], capsys)
+    assert code == 0 and json.loads(stdout)["target"] == "acc:t"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--target", "acc:t", "--via", "acc:t"], "also the --target"),
+    (["--target", "acc:none", "--via", "task_loss:t"], "missing column 'acc:none'"),
+    (["--target", "acc:t", "--via", "task_loss:t", "--link", "chinchilla"], "not a law of one input"),
+], ids=["via-is-target", "missing-target", "link-of-two-inputs"])
+def test_chain_bad_options_exit_2(evals_csv, argv, message, capsys):
+    code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, *argv], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_constant_target_column_exits_2(tmp_path, capsys):
+    p = tmp_path / "flat.csv"
+    ladder().assign(**{"acc:t": 0.25}).to_csv(p, index=False)
+    code, _, err = run(["fit", str(p), "--law", "sigmoid", "--target", "acc:t", "--x", "task_loss:t"], capsys)
+    assert code == 2 and "'acc:t' is constant" in err and len(err.strip().splitlines()) == 1
+
+
+def test_non_numeric_metric_names_its_row(tmp_path, capsys):
+    p = tmp_path / "bad.csv"
+    t = ladder().astype({"acc:t": object})
+    t.loc[3, "acc:t"] = "high"
+    t.to_csv(p, index=False)
+    code, _, err = run(["fit", str(p), "--law", "sigmoid", "--target", "acc:t", "--x", "task_loss:t"], capsys)
+    assert code == 2 and "row 4, field 'acc:t': 'high' is not a number" in err
+
+
+def test_link_with_too_few_points_exits_2(tmp_path, capsys):
+    p = tmp_path / "few.csv"
+    ladder(checkpoints=1).iloc[:3].to_csv(p, index=False)
+    code, _, err = run(["chain", str(p), "--target", "acc:t", "--via", "task_loss:t"], capsys)
+    assert code == 2 and "3 checkpoints to fit but 4 parameters" in err
+
+
+def test_tampered_chain_json_exits_2(chain_json, tmp_path, capsys):
+    out = tmp_path / "chain.json"
+    data = json.loads(chain_json.read_text())
+    data["step2"]["theta"] = [1.0]
+    out.write_text(json.dumps(data))
+    code, _, err = run(["predict", str(out), "--params", "8e9", "--tokens", "4e11"], capsys)
+    assert code == 2 and "step2.theta: expected 4 numbers" in err
+
+
+def test_chain_smooth_and_anchor_options(evals_csv, tmp_path, capsys):
+    out = tmp_path / "c.json"
+    code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+                        "--smooth", "3", "--anchor", "0,1", "--out", str(out)], capsys)
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    assert data["step2"]["n_points"] == 20 * 8 + 1  # every checkpoint (10 % of 8 rounds down to none), plus the anchor
+    code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+                        "--anchor", "zero"], capsys)
+    assert code == 2 and "--anchor: 'zero' is not of the form VIA,TARGET" in err
