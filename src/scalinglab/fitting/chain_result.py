@@ -125,8 +125,14 @@ def _read_json(path: Path) -> dict:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a chain JSON file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: not a JSON file ({exc})") from None
+    except RecursionError:
+        raise InputError(f"{path}: not a JSON file (nested too deeply)") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object")
     return data
@@ -136,7 +142,7 @@ def is_chain_file(path: str | Path) -> bool:
     """True when ``path`` holds a chain (``"kind": "chain"``); fit files and unreadable files are False."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(data, dict) and data.get("kind") == KIND
 

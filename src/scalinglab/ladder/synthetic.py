@@ -16,6 +16,7 @@ Sequences are sampled independently (each from μ), so training never repeats da
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -43,8 +44,10 @@ class MarkovConfig:
     def __post_init__(self) -> None:
         if self.vocab_size < 2 or self.order < 1 or not 1 <= self.branching <= self.vocab_size:
             raise InputError(f"synthetic corpus: need vocab_size >= 2, order >= 1, 1 <= branching <= vocab_size; got {self}")
-        if self.vocab_size**self.order > 2**20:
-            raise InputError(f"synthetic corpus: vocab_size^order = {self.vocab_size**self.order} contexts is too many (max 2^20)")
+        # Compare exponents first: V**k itself is an integer of k·log10(V) digits (order = 2^31 would take minutes).
+        if self.order * math.log2(self.vocab_size) > 20:
+            raise InputError(f"synthetic corpus: vocab_size^order = {self.vocab_size}^{self.order} contexts is too many "
+                             "(max 2^20)")
         table = TABLE_COPIES * 8 * self.vocab_size**self.order * self.vocab_size  # float64 P, cdf and a work copy
         if table > MAX_TABLE_BYTES:
             raise InputError(f"synthetic corpus: the transition table of vocab_size={self.vocab_size}, order={self.order} "

@@ -220,7 +220,23 @@ def coerce_numeric(table: pd.DataFrame, source: str, columns: Iterable[str] = NU
     for col in TEXT:
         if col in table.columns:
             table[col] = table[col].astype(str)
+    if columns is NUMERIC:
+        _metrics_as_numbers(table)
     return table
+
+
+def _metrics_as_numbers(table: pd.DataFrame) -> None:
+    """Metric columns (anything not canonical) read as text become numbers when every cell is a number or
+    empty; others stay as they are, and :func:`validate` names the bad cell if a consumer needs the column."""
+    for col in table.columns:
+        dtype = table[col].dtype
+        if col in CANONICAL or not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+            continue
+        raw = table[col]
+        values = pd.to_numeric(raw, errors="coerce")
+        empty = raw.isna() | (raw.astype(str).str.strip() == "")
+        if not (values.isna() & ~empty).any():
+            table[col] = values.astype(float)
 
 
 def derive(table: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -48,7 +48,9 @@ def apply_map(frame: pd.DataFrame, defaults: Mapping[str, str], columns: Mapping
         out["run"] = run
     measured = [k for k in mapping if k == "loss" or ":" in k]
     if measured:
-        keep = out[measured].notna().any(axis=1).to_numpy()
+        cells = out[measured]
+        # A cell is missing when empty or NaN (files read as text keep empty cells as "").
+        keep = (cells.notna() & (cells.astype(str).apply(lambda c: c.str.strip()) != "")).any(axis=1).to_numpy()
         out = out[keep]
         out.attrs["row_numbers"] = np.asarray(frame.attrs.get("row_numbers", np.arange(1, len(frame) + 1)))[keep]
     else:
