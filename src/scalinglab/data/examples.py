@@ -25,7 +25,7 @@ from scalinglab.errors import InputError
 
 MULTIPOWERLAW_MODELS = ("25", "100", "400")
 EXAMPLE_MODEL = {"vocab_size": 64, "seq_len": 64, "d_model": 64, "n_layer": 2, "n_head": 2}
-EXAMPLE_TRAIN = {"tokens": 300_000, "lr": 1e-2, "batch_size": 32, "n_evals": 2, "precision": "fp32"}
+EXAMPLE_TRAIN = {"tokens": 120_000, "lr": 1e-2, "batch_size": 32, "n_evals": 2, "eval_seqs": 64, "precision": "fp32"}
 CALIB_SEQS, VALID_SEQS = 128, 128  # windows of EXAMPLE_MODEL["seq_len"] tokens, one per line
 
 
