@@ -134,7 +134,7 @@ def main(seconds: float = 10.0, repeats: int = 3, shapes: tuple[str, ...] = tupl
     print(f"CPU {caps.cpu_model}, effective ISA {caps.isa}"
           + (" (" + " ".join(f"{k}={v}" for k, v in caps.env.items()) + ")" if caps.env else ""))
     timer = "process CPU time (1 thread)" if torch.get_num_threads() == 1 else "wall time"
-    print(f"threads {torch.get_num_threads()}, timed by {timer}; matmul peak ({PEAK_N}³): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
+    print(f"threads {torch.get_num_threads()}, timed by {timer}; matmul peak ({PEAK_N}³, 512³ for a dtype without native support): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
     rows = []
     for name in shapes:
