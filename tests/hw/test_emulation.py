@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
-            "NUMBA_CPU_NAME": "haswell"}
+from scalinglab.hw.emulate import AVX2_ENV
 
 SCRIPT = r"""
 import json, torch

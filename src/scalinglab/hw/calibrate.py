@@ -15,8 +15,12 @@ What is timed (best of a few calls each, after a warm-up call):
 - ``train``: forward + backward of two stacked d × d linears on 256 tokens, fp32 against bf16
   autocast (which also pays the weight casts, as training does), d ∈ {128, 256, 512, 1024}.
 
-A measurement that is already 8× slower than fp32 at the smaller size is not repeated at the larger
-one (recorded as ``None``: on an AVX2-only CPU ``torch._int_mm`` at 256 × 1024² takes most of a second).
+Everything runs on one thread and is timed in process CPU time. The decisions rest on ratios (int8
+against fp32, bf16 against fp32), which one thread gives as well as many, and CPU time of one thread
+does not count the time the process spends descheduled: on a machine busy with other work, wall-clock
+timings of multi-threaded GEMMs were off by up to 100× (a thread waiting at a barrier for its
+descheduled sibling) and flipped decisions; these do not. A measurement that is already 8× slower
+than fp32 at the smaller size is not repeated at the larger one (recorded as ``None``: on an AVX2-only CPU ``torch._int_mm`` at 256 × 1024² takes most of a second).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ GEMM_MS = (16, 256)
 TRAIN_WIDTHS = (128, 256, 512, 1024)
 TRAIN_TOKENS = 256
 GIVE_UP_RATIO = 8.0  # slower than fp32 by this much at the smaller size: not worth the larger one
-CALL_BUDGET_S = 0.04  # per measurement, after its warm-up call
+CALL_BUDGET_S = 0.025  # per candidate and size, after its warm-up call (whole calibration < 2 s)
 MAX_REPS = 15
 
 
@@ -217,10 +221,15 @@ def measure(caps: Capabilities) -> Calibration:
     for path in _available_paths():
         lin = QuantLinear.from_parts(w_q, w_scale, b, "token", 8, 8).set_path(path, full_range)
         makers[path] = lambda m, lin=lin: (lambda x=xs[m]: lin(x))
-    with torch.no_grad():
-        gemm = _races(makers, GEMM_MS)
-    with torch.inference_mode(False), torch.enable_grad():  # callers may be inside no_grad
-        train = _train_races(torch, F)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread, timed in CPU time: see the module docstring
+    try:
+        with torch.no_grad():
+            gemm = _races(makers, GEMM_MS)
+        with torch.inference_mode(False), torch.enable_grad():  # callers may be inside no_grad
+            train = _train_races(torch, F)
+    finally:
+        torch.set_num_threads(threads)
     return Calibration(key=caps.cache_key(), capabilities=json.loads(json.dumps(caps.to_dict())), created=time.time(),
                        seconds=time.perf_counter() - t_start, load=_load_per_core(), gemm_fp32_ms=gemm["fp32"], gemm_bf16_ms=gemm["bf16"],
                        int8_ms={p: gemm[p] for p in _available_paths()}, fbgemm_full_range=full_range,

@@ -60,7 +60,7 @@ def format_report(r: dict) -> str:
         f"calibration    {r['cache_path']}  ({cal['seconds']:.2f} s to measure, load {cal['load']:.1f} per core"
         + ("; other processes competed, run --recalibrate when the machine is quiet)" if cal["load"] > 1 else ")"),
         "",
-        f"d = {cal['gemm_d']} linear, ms per call (GFLOP/s):",
+        f"d = {cal['gemm_d']} linear, one thread, CPU ms per call (GFLOP/s):",
     ]
     names = list(r["gflops"])
     lines.append(f"{'M':>6} " + " ".join(f"{n:>17}" for n in names))
@@ -71,7 +71,7 @@ def format_report(r: dict) -> str:
             t, g = ms_of[n][i], r["gflops"][n][i]
             cells.append(f"{'skipped':>17}" if t is None else f"{t:8.3f} ({g:6.1f})")
         lines.append(f"{m:>6} " + " ".join(cells))
-    lines += ["", "training probe (fwd+bwd, 256 tokens), ms: width fp32 bf16 bf16-speedup"]
+    lines += ["", "training probe (fwd+bwd, 256 tokens, one thread), CPU ms: width fp32 bf16 bf16-speedup"]
     for w, f, b in zip(cal["train_widths"], cal["train_fp32_ms"], cal["train_bf16_ms"], strict=True):
         lines.append(f"{w:>6} {f:9.3f} " + ("  skipped" if b is None else f"{b:9.3f} {f / b:6.2f}×"))
     width = ch["auto_bf16_min_width"]
