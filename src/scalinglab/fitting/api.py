@@ -50,6 +50,16 @@ def _inputs(law: Law, table: pd.DataFrame) -> dict[str, np.ndarray]:
     return {c: table[c].to_numpy() for c in law.inputs}
 
 
+def _require_positive(table: pd.DataFrame, col: str, source: str) -> None:
+    """The fitted column is compared in log space: every value must be > 0."""
+    from scalinglab.errors import InputError
+
+    bad = np.flatnonzero(~(table[col].to_numpy(dtype=float) > 0))
+    if bad.size:
+        rows = np.asarray(table.attrs.get("row_numbers", np.arange(1, len(table) + 1)))
+        raise InputError(f"{source}: row {int(rows[bad[0]])}, field '{col}': {table[col].iloc[bad[0]]!r} must be > 0")
+
+
 def _sha256(table: pd.DataFrame, cols) -> str:
     return hashlib.sha256(table[list(cols)].to_csv(index=False).encode()).hexdigest()
 
@@ -79,8 +89,10 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
     the_law = get_law(config.law)
     table = read_runs(data, columns) if isinstance(data, str | Path) else data
     source = str(table.attrs.get("source", data if isinstance(data, str | Path) else "table"))
-    needed = (*the_law.inputs, "loss")
+    target = the_law.target  # "loss", or e.g. "lr" / "batch_size" / "step" for hyperparameter laws
+    needed = (*the_law.inputs, target)
     table = validate(table, needed, source, min_points=the_law.n_params + 1)
+    _require_positive(table, target, source)
 
     held = None
     if config.holdout:
@@ -88,7 +100,7 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
         validate(table, needed, source, min_points=the_law.n_params + 1)
 
     x = the_law.prepare(_inputs(the_law, table))
-    loss = table["loss"].to_numpy(dtype=float)
+    loss = table[target].to_numpy(dtype=float)
     obj = HuberObjective(the_law, x, loss, config.huber_delta)
     bounds = the_law.bounds()
     bounds_arg = None if all(b == (None, None) for b in bounds) else bounds
@@ -99,8 +111,8 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
         law=the_law.name, formula=the_law.formula, params=the_law.to_public(best.theta),
         objective=best.objective, n_points=len(table), huber_delta=config.huber_delta,
         theta=best.theta.tolist(), starts=best.starts, data_source=source,
-        inputs={c: [float(table[c].min()), float(table[c].max())] for c in ("params", "tokens", "flops")
-                if c in table.columns},
+        inputs={c: [float(table[c].min()), float(table[c].max())]
+                for c in dict.fromkeys(("params", "tokens", "flops", *the_law.inputs)) if c in table.columns},
         data_sha256=_sha256(table, needed),
     )
 
@@ -135,6 +147,6 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
                                                            if c in table.columns}, theta_samples)
     if held is not None:
         predicted = the_law.predict(result.params, _inputs(the_law, held))
-        result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}", **score(predicted, held["loss"].to_numpy()),
+        result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}", **score(predicted, held[target].to_numpy()),
                           "flops": held["flops"].tolist() if "flops" in held.columns else None}
     return result

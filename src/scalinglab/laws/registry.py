@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from scalinglab.errors import InputError
 from scalinglab.laws.base import Law
+from scalinglab.laws.batch import BatchTradeoff, CriticalBatch
 from scalinglab.laws.broken_power_law import BrokenPowerLaw
 from scalinglab.laws.chinchilla import Chinchilla
 from scalinglab.laws.data_constrained import DataConstrained
+from scalinglab.laws.hparams import OptimalBatch, OptimalLR
 from scalinglab.laws.kaplan import ComputePowerLaw, Kaplan
 from scalinglab.laws.lr_schedule import Tissue
 from scalinglab.laws.multi_power import MultiPower
@@ -19,6 +21,10 @@ LAWS: dict[str, type[Law]] = {
     "broken_power_law": BrokenPowerLaw,
     "tissue": Tissue,
     "multi_power": MultiPower,
+    "batch_tradeoff": BatchTradeoff,
+    "critical_batch": CriticalBatch,
+    "optimal_lr": OptimalLR,
+    "optimal_batch": OptimalBatch,
 }
 
 
