@@ -43,7 +43,7 @@ def _register_subsystems() -> None:
     from scalinglab.fitting import cli as fitting_cli
 
     fitting_cli.register(app, bench_app)
-    for module in ("scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli"):
+    for module in ("scalinglab.fitting.hparams_cli", "scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

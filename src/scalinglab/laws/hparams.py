@@ -6,7 +6,7 @@
 
 N is non-embedding parameters, D training tokens. The laws are fitted to *optima*: per (N, D) the
 minimum of the loss over a learning-rate (or batch-size) sweep, located by a parabola in log η (log B)
-(:mod:`scalinglab.planning.sweep_optima`); the rows of the table they are fitted to carry the optimum
+(:mod:`scalinglab.fitting.sweep_optima`); the rows of the table they are fitted to carry the optimum
 in the ``lr`` (``batch_size``) column. Units of B are whatever the table uses (sequences or tokens).
 """
 

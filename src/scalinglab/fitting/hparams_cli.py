@@ -1,0 +1,50 @@
+"""CLI command `scalinglab hparams`: fit the learning-rate and batch-size laws of a sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scalinglab.console import stdout_console as console
+
+
+def hparams_cmd(
+    data: Annotated[Path, typer.Argument(help="A sweep: run store (.db) or run table (CSV, JSONL, Parquet).")],
+    out: Annotated[Path | None, typer.Option(help="Write the hyperparameter fit (hp.json) here, atomically.")] = None,
+    columns: Annotated[str, typer.Option(help='Map canonical names to yours: lr="learning rate",batch_size=bs')] = "",
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap replicates over runs (0 = none).")] = 200,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    target_loss: Annotated[float | None, typer.Option(help="Steps-to-target loss for the batch trade-off "
+                                                            "(default: per size, the loss every batch size reaches).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+) -> None:
+    """Fit η*(N, D) = c·N^a·D^b, B*(D) = c·D^b, the steps/batch trade-off and B_crit from a sweep.
+
+    Examples:
+      scalinglab hparams runs.db --out hp.json
+      scalinglab hparams sweep.csv --columns lr=learning_rate --bootstrap 500 --out hp.json
+      scalinglab plan fit.json --flops 1e21 --hparams hp.json
+    """
+    from scalinglab.fitting.hparams import HparamsConfig, fit_hparams, load_sweep
+    from scalinglab.fitting.hparams_file import save_hparams
+    from scalinglab.report.hparams import print_hparams_fit
+
+    config = HparamsConfig(n_boot=bootstrap, level=level, seed=seed, target_loss=target_loss)
+    finals, curves = load_sweep(data, columns)
+    result = fit_hparams(finals, curves, config, source=str(data)).to_dict()
+    if out:
+        save_hparams(result, out)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    print_hparams_fit(console, result)
+    if out:
+        console.print(f"hyperparameter fit written to {out}")
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("hparams")(hparams_cmd)

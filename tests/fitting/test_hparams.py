@@ -1,0 +1,85 @@
+"""fit_hparams end to end on synthetic sweeps with known laws; hp.json validation; the CLI command."""
+
+import json
+
+import numpy as np
+import pytest
+from tests.fitting import sweeps
+
+from scalinglab.cli import main
+from scalinglab.errors import InputError
+from scalinglab.fitting.hparams import HparamsConfig, fit_hparams
+from scalinglab.fitting.hparams_file import load_hparams, save_hparams
+
+
+@pytest.fixture
+def hp():
+    return sweeps.fitted_hparams()
+
+
+def test_optimal_lr_and_batch_recover_their_constants(hp):
+    for key, truth in (("optimal_lr", sweeps.LR_TRUTH), ("optimal_batch", sweeps.BATCH_TRUTH)):
+        fit = hp[key]
+        for k, v in truth.items():
+            lo, hi = fit["bootstrap"]["ci"][k]
+            assert lo <= v <= hi, (key, k, v, lo, hi)
+            assert fit["params"][k] == pytest.approx(v, rel=0.05 if k == "c" else 0.02, abs=0.02)
+        assert all(o["status"] == "ok" for o in fit["optima"])
+
+
+def test_tradeoff_and_critical_batch_from_curves(hp):
+    fit = hp["tradeoff"]["batch_tradeoff"]
+    assert fit["params"]["alpha_B"] == pytest.approx(sweeps.TRADEOFF_TRUTH["alpha_B"], abs=0.1)
+    t = sweeps.TRADEOFF_TRUTH
+    for row in hp["tradeoff"]["per_size"]:
+        assert row["B_crit"] == pytest.approx(t["B0"] * row["params"] ** t["alpha_B"], rel=0.15)
+    assert hp["critical_batch"]["better"] in ("params", "tokens")
+    assert set(hp["critical_batch"]["fits"]) == {"params", "tokens"}
+
+
+def test_one_budget_per_size_cannot_separate_n_and_d():
+    table = sweeps.final_sweep()
+    table = table[table["tokens"] == sweeps.BUDGETS[0]]
+    with pytest.raises(InputError, match="two budgets per size") as exc:
+        fit_hparams(table, None, HparamsConfig(n_boot=0))
+    assert "optimal_batch" in str(exc.value)  # one D: B*(D) has nothing to fit either
+
+
+def test_file_round_trip_and_validation(hp, tmp_path):
+    path = tmp_path / "hp.json"
+    save_hparams(hp, path)
+    assert load_hparams(path)["optimal_lr"]["params"] == hp["optimal_lr"]["params"]
+    bad = json.loads(path.read_text())
+    bad["optimal_lr"]["theta"][1] = "x"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError, match=r"optimal_lr.theta\[1\]"):
+        load_hparams(path)
+    path.write_text(json.dumps({"kind": "other"}))
+    with pytest.raises(InputError, match="not a hyperparameter fit"):
+        load_hparams(path)
+    path.write_text("{")
+    with pytest.raises(InputError, match="not a JSON file"):
+        load_hparams(path)
+
+
+def test_cli_hparams_writes_hp_json(tmp_path, capsys):
+    csv = tmp_path / "sweep.csv"
+    sweeps.final_sweep().to_csv(csv, index=False)
+    out = tmp_path / "hp.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["hparams", str(csv), "--out", str(out), "--bootstrap", "20"])
+    assert exc.value.code == 0
+    stdout = capsys.readouterr().out
+    assert "optimal learning rate" in stdout and "optimal batch size" in stdout
+    data = load_hparams(out)
+    assert data["optimal_lr"]["params"]["a"] == pytest.approx(sweeps.LR_TRUTH["a"], abs=0.02)
+    assert np.isfinite(data["optimal_batch"]["params"]["b"])
+
+
+def test_cli_hparams_bad_table_is_one_line(tmp_path, capsys):
+    csv = tmp_path / "sweep.csv"
+    sweeps.final_sweep()[["run", "params", "tokens", "loss"]].to_csv(csv, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["hparams", str(csv)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "no hyperparameter law could be fitted" in err and len(err.strip().splitlines()) == 1
