@@ -90,8 +90,7 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None, p
                 _CORPORA[j.corpus] = load_corpus(j.corpus)
             orphaned = (lambda: os.getppid() != parent_pid) if parent_pid else None
             res = train(j.model, j.train, _CORPORA[j.corpus], workdir=workdir,
-                        on_eval=lambda ev: store.add_metric(j.run, ev.step, ev.tokens, ev.flops, ev.loss, ev.train_loss,
-                                                            ev.lr, ev.elapsed),
+                        on_eval=lambda ev: _record(store, j.run, ev),
                         on_resume=lambda step: _resumed(store, j.run, step), should_stop=orphaned)
         except Exception as exc:
             store.update(j.run, status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -100,6 +99,12 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None, p
             return {"run": j.run, "status": "stopped"}
         store.update(j.run, status="done", checkpoint=str(workdir / "state.pt"), model_dir=str(res.model_dir))
     return {"run": j.run, "status": "done", "loss": res.evals[-1].loss, "seconds": time.perf_counter() - t0}
+
+
+def _record(store, run: str, ev) -> None:
+    store.add_metric(run, ev.step, ev.tokens, ev.flops, ev.loss, ev.train_loss, ev.lr, ev.elapsed)
+    if ev.noise_scale is not None:
+        store.add_noise_scale(run, ev.step, ev.noise_scale)
 
 
 def _resumed(store, run: str, step: int) -> None:

@@ -25,7 +25,8 @@ low (on the built-in synthetic ladder: E = 0.83 from all points vs 1.77 from fin
 ``final_only=False`` gives the whole loss curves (for schedule-aware laws), with ``is_final`` marking the end.
 
 Tables: ``runs`` (one row per run: status pending|running|done|failed, JSON config, counts, checkpoint
-paths, the step its last resume started from, error) and ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed. Writers open
+paths, the step its last resume started from, error), ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed,
+and ``noise_scale`` (run, step) → b_simple, the smoothed gradient noise scale (:func:`load_noise_scale`). Writers open
 short transactions with a busy timeout, so several worker processes share one file; WAL keeps finished
 results intact when a process is killed at any moment.
 """
@@ -41,7 +42,7 @@ import pandas as pd
 
 from scalinglab.errors import InputError
 
-__all__ = ["RunStore", "load_run_table", "STATUSES"]
+__all__ = ["RunStore", "load_run_table", "load_noise_scale", "STATUSES"]
 
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_MS = 60_000  # workers wait this long for another writer's transaction
@@ -73,6 +74,12 @@ CREATE TABLE IF NOT EXISTS metrics (
     train_loss REAL,
     lr REAL,
     elapsed REAL,
+    PRIMARY KEY (run, step)
+);
+CREATE TABLE IF NOT EXISTS noise_scale (
+    run TEXT NOT NULL REFERENCES runs(run),
+    step INTEGER NOT NULL,
+    b_simple REAL NOT NULL,
     PRIMARY KEY (run, step)
 );
 """
@@ -152,6 +159,11 @@ class RunStore:
     def drop_metrics_after(self, run: str, step: int) -> None:
         """Forget evaluations past a resume point (they will be recomputed)."""
         self._write("DELETE FROM metrics WHERE run = ? AND step > ?", (run, step))
+        self._write("DELETE FROM noise_scale WHERE run = ? AND step > ?", (run, step))
+
+    def add_noise_scale(self, run: str, step: int, b_simple: float) -> None:
+        """The smoothed gradient noise scale B_simple (sequences) at an evaluation (ladder/noise_scale.py)."""
+        self._write("INSERT OR REPLACE INTO noise_scale VALUES (?, ?, ?)", (run, step, b_simple))
 
     def metrics(self, run: str | None = None) -> pd.DataFrame:
         sql, args = "SELECT * FROM metrics", ()
@@ -165,6 +177,25 @@ class RunStore:
 
 def _q(name: str) -> str:
     return f'"{name}"'
+
+
+def load_noise_scale(path: str | Path) -> pd.DataFrame:
+    """Every stored B_simple with its run's N, tokens at that step and batch size (sequences per step)."""
+    path = Path(path)
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'noise_scale'").fetchone()
+            if not has:
+                return pd.DataFrame(columns=["run", "params", "tokens", "step", "batch_size", "lr", "b_simple"])
+            return pd.read_sql_query(
+                """SELECT g.run, r.params, m.tokens, g.step, r.batch_size, r.lr, g.b_simple
+                   FROM noise_scale g JOIN runs r ON r.run = g.run JOIN metrics m ON m.run = g.run AND m.step = g.step
+                   WHERE r.status = 'done' ORDER BY r.params, g.run, g.step""", db)
+        finally:
+            db.close()
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise InputError(f"{path}: not a scalinglab run store ({exc})") from None
 
 
 def load_run_table(path: str | Path, final_only: bool = True, include_unfinished: bool = False) -> pd.DataFrame:
