@@ -83,3 +83,19 @@ def test_cli_hparams_bad_table_is_one_line(tmp_path, capsys):
         main(["hparams", str(csv)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "no hyperparameter law could be fitted" in err and len(err.strip().splitlines()) == 1
+
+
+def test_noise_scale_points_decide_critical_batch_over_d():
+    rng = np.random.default_rng(0)
+    import pandas as pd
+
+    rows = []
+    for n in (1e5, 3e5, 1e6):
+        for d in np.geomspace(1e6, 1e8, 6):
+            rows.append({"run": f"N{n:g}", "params": n, "tokens": d, "step": d / 1e3,
+                         "b_simple": 0.05 * d**0.4 * np.exp(rng.normal(0, 0.05))})
+    out = fit_hparams(sweeps.final_sweep(), None, HparamsConfig(n_boot=0), noise=pd.DataFrame(rows)).to_dict()
+    crit = out["critical_batch"]
+    assert crit["better"] == "tokens"
+    assert crit["fits"]["tokens"]["params"]["a"] == pytest.approx(0.4, abs=0.03)
+    assert crit["rms_log_residual"]["tokens"] < crit["rms_log_residual"]["params"]

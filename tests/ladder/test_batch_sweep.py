@@ -5,6 +5,7 @@ import math
 import pytest
 
 from scalinglab.errors import InputError
+from scalinglab.fitting.hparams import load_sweep
 from scalinglab.ladder.data import CorpusConfig, load_corpus
 from scalinglab.ladder.executors import run_ladder
 from scalinglab.ladder.model import GPTConfig
@@ -71,3 +72,5 @@ def test_ladder_store_records_batch_steps_tokens_and_noise_scale(tmp_path):
     gns = load_noise_scale(store)
     assert set(gns["run"]) == set(finals["run"]) and (gns["b_simple"] > 0).all()
     assert len(gns) == len(load_run_table(store, final_only=False))  # one value per evaluation
+    finals2, curves, noise = load_sweep(store)
+    assert len(finals2) == 2 and len(curves) == len(gns) and noise["b_simple"].tolist() == gns["b_simple"].tolist()

@@ -135,7 +135,20 @@ def _optimum_law(runs: pd.DataFrame, law_name: str, knob: str, config: HparamsCo
     return out
 
 
-def _tradeoff(curves: pd.DataFrame, config: HparamsConfig, source: str) -> dict | None:
+def _noise_at(noise: pd.DataFrame | None, runs: pd.DataFrame) -> float:
+    """Median over ``runs`` (run, step) of B_simple interpolated in log step at each run's crossing."""
+    if noise is None or noise.empty:
+        return float("nan")
+    values = []
+    for run, step in zip(runs["run"], runs["step"], strict=True):
+        g = noise[noise["run"] == run].sort_values("step")
+        if len(g):
+            values.append(float(np.exp(np.interp(np.log(step), np.log(g["step"].to_numpy(float)),
+                                                 np.log(g["b_simple"].to_numpy(float))))))
+    return float(np.median(values)) if values else float("nan")
+
+
+def _tradeoff(curves: pd.DataFrame, config: HparamsConfig, source: str, noise: pd.DataFrame | None = None) -> dict | None:
     from scalinglab.fitting.api import fit
 
     stt = steps_to_target(curves, config.target_loss)
@@ -155,8 +168,10 @@ def _tradeoff(curves: pd.DataFrame, config: HparamsConfig, source: str) -> dict 
             r = fit(g, "batch_tradeoff:column=none", huber_delta=TRADEOFF_DELTA)
             e_min = r.params["B_crit"] * r.params["S_min"]  # sequences (McCandlish et al. Eq. 2.11: B_crit = E_min/S_min)
             tokens_per_seq = float((g["tokens"] / (g["step"] * g["batch_size"])).median())
+            b_noise = _noise_at(noise, g)
             per_size.append({"params": float(n), "S_min": r.params["S_min"], "B_crit": r.params["B_crit"],
-                             "tokens": e_min * tokens_per_seq, "target": float(stt.loc[stt.params == n, "target"].iloc[0])})
+                             "tokens": e_min * tokens_per_seq, "target": float(stt.loc[stt.params == n, "target"].iloc[0]),
+                             "B_simple": b_noise, "ratio": r.params["B_crit"] / b_noise})
     out["per_size"] = per_size
     return out
 
@@ -196,8 +211,13 @@ class HparamsResult:
 
 
 def fit_hparams(finals: pd.DataFrame, curves: pd.DataFrame | None = None, config: HparamsConfig = HparamsConfig(),
-                source: str = "table") -> HparamsResult:
-    """Fit every hyperparameter law the sweep supports; laws it cannot support are skipped with a note."""
+                source: str = "table", noise: pd.DataFrame | None = None) -> HparamsResult:
+    """Fit every hyperparameter law the sweep supports; laws it cannot support are skipped with a note.
+
+    ``noise`` (run, params, tokens, step, b_simple; :func:`scalinglab.runs.store.load_noise_scale`) adds
+    the gradient noise scale: B_simple at each size's target, beside the trade-off's B_crit, and as the
+    points critical_batch is fitted to (over N and over D).
+    """
     from scalinglab.runs.schema import validate
 
     finals = validate(finals, ("params", "tokens", "loss"), source)
@@ -213,17 +233,23 @@ def fit_hparams(finals: pd.DataFrame, curves: pd.DataFrame | None = None, config
         except InputError as exc:
             out.notes.append(str(exc))
     if curves is not None and "batch_size" in curves.columns and curves["batch_size"].nunique() >= 3:
-        out.tradeoff = _tradeoff(curves, config, source)
-        if out.tradeoff and out.tradeoff.get("per_size"):
-            pts = pd.DataFrame(out.tradeoff["per_size"]).rename(columns={"B_crit": "batch_size"})
-            out.critical_batch = compare_critical_batch(pts, source)
+        out.tradeoff = _tradeoff(curves, config, source, noise)
+    if noise is not None and len(noise) >= 3 and (noise["b_simple"] > 0).all():
+        out.critical_batch = compare_critical_batch(noise.rename(columns={"b_simple": "batch_size"}), source)
+        if out.critical_batch:
+            out.critical_batch["data"] = "gradient noise scale B_simple at every evaluation"
+    elif out.tradeoff and out.tradeoff.get("per_size"):
+        pts = pd.DataFrame(out.tradeoff["per_size"]).rename(columns={"B_crit": "batch_size"})
+        out.critical_batch = compare_critical_batch(pts, source)
+        if out.critical_batch:
+            out.critical_batch["data"] = "B_crit of the per-size steps/batch trade-off"
     if out.optimal_lr is None and out.optimal_batch is None and out.tradeoff is None:
         raise InputError(f"{source}: no hyperparameter law could be fitted ({'; '.join(out.notes)})")
     return out
 
 
-def load_sweep(path, columns=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(final row per run, every evaluation or None) from a run store or a run-table file."""
+def load_sweep(path, columns=None) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """(final row per run, every evaluation or None, noise scale or None) from a run store or a table file."""
     from pathlib import Path
 
     from scalinglab.runs.io import SQLITE_SUFFIXES, read_runs
@@ -232,13 +258,14 @@ def load_sweep(path, columns=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     path = Path(path)
     table = read_runs(path, columns)
     if path.suffix.lower() in SQLITE_SUFFIXES:
-        from scalinglab.runs.store import load_run_table
+        from scalinglab.runs.store import load_noise_scale, load_run_table
 
         raw = load_run_table(path, final_only=False)
         curves = derive(coerce_numeric(canonicalize(raw, None, str(path)), str(path)), str(path))
-        return table, curves
+        noise = load_noise_scale(path)
+        return table, curves, (noise if len(noise) else None)
     if "step" in table.columns and table.groupby("run")["step"].nunique().max() > 1:
         finals = table.sort_values("step").groupby("run", sort=False).tail(1).sort_index()
         finals.attrs = dict(table.attrs)
-        return finals, table
-    return table, None
+        return finals, table, None
+    return table, None, None

@@ -34,8 +34,8 @@ def hparams_cmd(
     from scalinglab.report.hparams import print_hparams_fit
 
     config = HparamsConfig(n_boot=bootstrap, level=level, seed=seed, target_loss=target_loss)
-    finals, curves = load_sweep(data, columns)
-    result = fit_hparams(finals, curves, config, source=str(data)).to_dict()
+    finals, curves, noise = load_sweep(data, columns)
+    result = fit_hparams(finals, curves, config, source=str(data), noise=noise).to_dict()
     if out:
         save_hparams(result, out)
     if as_json:

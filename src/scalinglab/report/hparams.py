@@ -46,12 +46,19 @@ def print_hparams_fit(console: Console, hp: dict) -> None:
         console.print(f"steps/batch trade-off: {trade['batch_tradeoff']['formula']}: "
                       + ", ".join(f"{k} = {fmt(v)}" for k, v in p.items()))
     for row in trade.get("per_size", []):
-        console.print(f"  N = {fmt(row['params'])}: S_min {fmt(row['S_min'])} steps, B_crit {fmt(row['B_crit'])} "
-                      f"(target loss {row['target']:.4f})")
+        noise = row.get("B_simple")
+        extra = (f", gradient noise scale B_simple {fmt(noise)} (B_crit/B_simple = {row['ratio']:.2f})"
+                 if noise is not None and noise == noise else "")
+        console.print(f"  N = {fmt(row['params'])}: S_min {fmt(row['S_min'])} steps, B_crit {fmt(row['B_crit'])}"
+                      f"{extra} (target loss {row['target']:.4f})")
     crit = hp.get("critical_batch")
     if crit:
-        rms = ", ".join(f"over {k}: rms log residual {v:.3f}" for k, v in crit["rms_log_residual"].items())
-        console.print(f"critical batch B_crit = c·X^a: {rms}; explained better by {crit['better']}")
+        parts = []
+        for k, v in crit["rms_log_residual"].items():
+            p = crit["fits"][k]["params"]
+            parts.append(f"over {'D' if k == 'tokens' else 'N'}: c = {fmt(p['c'])}, a = {p['a']:.3f}, rms log residual {v:.3f}")
+        console.print(f"critical batch B_crit = c·X^a ({crit.get('data', '')}): " + "; ".join(parts)
+                      + f"; explained better by {'D' if crit['better'] == 'tokens' else 'N'}")
     for note in hp.get("notes", []):
         console.print(f"[yellow]note:[/] {note}")
 
