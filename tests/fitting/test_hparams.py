@@ -25,6 +25,9 @@ def test_optimal_lr_and_batch_recover_their_constants(hp):
             assert lo <= v <= hi, (key, k, v, lo, hi)
             assert fit["params"][k] == pytest.approx(v, rel=0.05 if k == "c" else 0.02, abs=0.02)
         assert all(o["status"] == "ok" for o in fit["optima"])
+    held = hp["optimal_lr"]["heldout"]  # exact bowls: the largest size's optimum is predicted closely
+    assert held and all(r["within_one_step"] and r["grid_steps"] < 0.2 for r in held["rows"])
+    assert {r["params"] for r in held["rows"]} == {max(sweeps.SIZES)}
 
 
 def test_tradeoff_and_critical_batch_from_curves(hp):

@@ -132,7 +132,33 @@ def _optimum_law(runs: pd.DataFrame, law_name: str, knob: str, config: HparamsCo
     out = _fit_result(law, theta, data, source, samples, config.level,
                       {"grid": grid.tolist(), "grid_step_log": float(np.median(np.diff(np.log(grid))))})
     out["optima"] = optima.to_dict(orient="records")
+    if law_name == "optimal_lr":
+        out["heldout"] = heldout_largest(law, data, out["diagnostics"]["grid_step_log"])
     return out
+
+
+def heldout_largest(law: Law, optima: pd.DataFrame, grid_step_log: float) -> dict | None:
+    """Fit on every size but the largest, predict the largest's optima: the extrapolation check.
+
+    The prediction passes when it lies within one grid step (in log) of the measured optimum, the
+    resolution the sweep itself has.
+    """
+    largest = optima["params"].max()
+    train, held = optima[optima["params"] < largest], optima[optima["params"] == largest]
+    if len(train) <= law.n_params or held.empty:
+        return None
+    x = law.prepare({c: train[c].to_numpy(float) for c in law.inputs})
+    if np.linalg.matrix_rank(law.log_predict(np.zeros((1, law.n_params)), x, grad=True)[1][0]) < law.n_params:
+        return None
+    theta = fit_log_linear(law, train)
+    xh = law.prepare({c: held[c].to_numpy(float) for c in law.inputs})
+    pred = np.exp(law.log_predict(theta[None], xh)[0])
+    rows = []
+    for (_, r), p in zip(held.iterrows(), pred, strict=True):
+        steps = abs(np.log(p / r[law.target])) / grid_step_log
+        rows.append({"params": float(r["params"]), "tokens": float(r["tokens"]), "predicted": float(p),
+                     "measured": float(r[law.target]), "grid_steps": float(steps), "within_one_step": bool(steps <= 1)})
+    return {"params": law.to_public(theta), "rows": rows}
 
 
 def _noise_at(noise: pd.DataFrame | None, runs: pd.DataFrame) -> float:

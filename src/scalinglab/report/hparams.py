@@ -40,6 +40,10 @@ def print_hparams_fit(console: Console, hp: dict) -> None:
         console.print(f"{label}: {fit['formula']}: " + ", ".join(parts)
                       + f"  ({ok}/{len(fit['optima'])} sweeps with an interior optimum, "
                         f"rms log residual {fit['diagnostics']['rms_log_residual']:.3f})")
+        for r in (fit.get("heldout") or {}).get("rows", []):
+            console.print(f"  held-out largest size N = {fmt(r['params'])}, D = {fmt(r['tokens'])}: predicted "
+                          f"{fmt(r['predicted'])}, measured {fmt(r['measured'])} ({r['grid_steps']:.2f} grid steps; "
+                          f"{'within' if r['within_one_step'] else 'outside'} the sweep's resolution)")
     trade = hp.get("tradeoff") or {}
     if trade.get("batch_tradeoff"):
         p = trade["batch_tradeoff"]["params"]
