@@ -70,13 +70,14 @@ def test_cli_hparams_writes_hp_json(tmp_path, capsys):
     sweeps.final_sweep().to_csv(csv, index=False)
     out = tmp_path / "hp.json"
     with pytest.raises(SystemExit) as exc:
-        main(["hparams", str(csv), "--out", str(out), "--bootstrap", "20"])
+        main(["hparams", str(csv), "--out", str(out), "--bootstrap", "20", "--plot", str(tmp_path / "hp.png")])
     assert exc.value.code == 0
     stdout = capsys.readouterr().out
     assert "optimal learning rate" in stdout and "optimal batch size" in stdout
     data = load_hparams(out)
     assert data["optimal_lr"]["params"]["a"] == pytest.approx(sweeps.LR_TRUTH["a"], abs=0.02)
     assert np.isfinite(data["optimal_batch"]["params"]["b"])
+    assert (tmp_path / "hp.png").stat().st_size > 10_000
 
 
 def test_cli_hparams_bad_table_is_one_line(tmp_path, capsys):

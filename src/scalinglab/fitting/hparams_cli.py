@@ -20,12 +20,13 @@ def hparams_cmd(
     target_loss: Annotated[float | None, typer.Option(help="Steps-to-target loss for the batch trade-off "
                                                             "(default: per size, the loss every batch size reaches).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Write a figure of the sweep and the fitted laws (.png or .svg).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit η*(N, D) = c·N^a·D^b, B*(D) = c·D^b, the steps/batch trade-off and B_crit from a sweep.
 
     Examples:
-      scalinglab hparams runs.db --out hp.json
+      scalinglab hparams runs.db --out hp.json --plot hparams.png
       scalinglab hparams sweep.csv --columns lr=learning_rate --bootstrap 500 --out hp.json
       scalinglab plan fit.json --flops 1e21 --hparams hp.json
     """
@@ -38,12 +39,18 @@ def hparams_cmd(
     result = fit_hparams(finals, curves, config, source=str(data), noise=noise).to_dict()
     if out:
         save_hparams(result, out)
+    if plot:
+        from scalinglab.report.hparams_plot import plot_hparams
+
+        plot_hparams(finals, result, plot, noise)
     if as_json:
         print(json.dumps(result, indent=2))
         return
     print_hparams_fit(console, result)
     if out:
         console.print(f"hyperparameter fit written to {out}")
+    if plot:
+        console.print(f"plot written to {plot}")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
