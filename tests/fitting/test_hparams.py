@@ -103,3 +103,17 @@ def test_noise_scale_points_decide_critical_batch_over_d():
     assert crit["better"] == "tokens"
     assert crit["fits"]["tokens"]["params"]["a"] == pytest.approx(0.4, abs=0.03)
     assert crit["rms_log_residual"]["tokens"] < crit["rms_log_residual"]["params"]
+
+
+def test_load_sweep_splits_curves_and_reads_b_simple(tmp_path):
+    from scalinglab.fitting.hparams import load_sweep
+
+    curves, _ = sweeps.tradeoff_curves()
+    curves["b_simple"] = np.where(curves["batch_size"] > 8, 5.0, np.nan)  # runs without accumulation have none
+    path = tmp_path / "curves.csv"
+    curves.to_csv(path, index=False)
+    finals, got, noise = load_sweep(path)
+    assert len(finals) == curves["run"].nunique() and len(got) == len(curves)
+    assert len(noise) == int((curves["batch_size"] > 8).sum()) and set(noise.columns) >= {"params", "tokens", "b_simple"}
+    curves.drop(columns="b_simple").to_csv(path, index=False)
+    assert load_sweep(path)[2] is None

@@ -293,5 +293,21 @@ def load_sweep(path, columns=None) -> tuple[pd.DataFrame, pd.DataFrame | None, p
     if "step" in table.columns and table.groupby("run")["step"].nunique().max() > 1:
         finals = table.sort_values("step").groupby("run", sort=False).tail(1).sort_index()
         finals.attrs = dict(table.attrs)
-        return finals, table, None
+        return finals, table, _noise_column(path, table)
     return table, None, None
+
+
+def _noise_column(path, curves: pd.DataFrame) -> pd.DataFrame | None:
+    """A ``b_simple`` column of a CSV/TSV table (as `examples/export_hparams_sweep.py` writes it), or None."""
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return None
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    raw = pd.read_csv(path, sep=sep, skipinitialspace=True, usecols=lambda c: c in ("run", "step", "b_simple"))
+    if not {"run", "step", "b_simple"} <= set(raw.columns):
+        return None
+    raw["b_simple"] = pd.to_numeric(raw["b_simple"], errors="coerce")
+    raw = raw[raw["b_simple"] > 0]  # runs without accumulation have none
+    if raw.empty:
+        return None
+    raw["run"], raw["step"] = raw["run"].astype(str), raw["step"].astype(float)
+    return raw.merge(curves[["run", "step", "params", "tokens"]], on=["run", "step"], how="inner")
