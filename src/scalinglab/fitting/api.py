@@ -112,7 +112,8 @@ def fit(data: pd.DataFrame | str | Path, law: str = "chinchilla", config: FitCon
         objective=best.objective, n_points=len(table), huber_delta=config.huber_delta,
         theta=best.theta.tolist(), starts=best.starts, data_source=source,
         inputs={c: [float(table[c].min()), float(table[c].max())]
-                for c in dict.fromkeys(("params", "tokens", "flops", *the_law.inputs)) if c in table.columns},
+                for c in dict.fromkeys(("params", "tokens", "flops", *the_law.inputs))
+                if c in table.columns and pd.api.types.is_numeric_dtype(table[c])},
         data_sha256=_sha256(table, needed),
     )
 
