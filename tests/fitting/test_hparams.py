@@ -96,7 +96,7 @@ def test_noise_scale_points_decide_critical_batch_over_d():
     rows = []
     for n in (1e5, 3e5, 1e6):
         for d in np.geomspace(1e6, 1e8, 6):
-            rows.append({"run": f"N{n:g}", "params": n, "tokens": d, "step": d / 1e3,
+            rows.append({"run": f"N{n:g}", "params": n, "tokens": d, "step": d / 1e3, "batch_size": 8.0,
                          "b_simple": 0.05 * d**0.4 * np.exp(rng.normal(0, 0.05))})
     out = fit_hparams(sweeps.final_sweep(), None, HparamsConfig(n_boot=0), noise=pd.DataFrame(rows)).to_dict()
     crit = out["critical_batch"]

@@ -261,7 +261,8 @@ def fit_hparams(finals: pd.DataFrame, curves: pd.DataFrame | None = None, config
     if curves is not None and "batch_size" in curves.columns and curves["batch_size"].nunique() >= 3:
         out.tradeoff = _tradeoff(curves, config, source, noise)
     if noise is not None and len(noise) >= 3 and (noise["b_simple"] > 0).all():
-        out.critical_batch = compare_critical_batch(noise.rename(columns={"b_simple": "batch_size"}), source)
+        points = noise[["run", "params", "tokens", "b_simple"]].rename(columns={"b_simple": "batch_size"})
+        out.critical_batch = compare_critical_batch(points, source)
         if out.critical_batch:
             out.critical_batch["data"] = "gradient noise scale B_simple at every evaluation"
     elif out.tradeoff and out.tradeoff.get("per_size"):
