@@ -45,3 +45,12 @@ def test_sweep_optima_keeps_groups_without_an_optimum():
     table = pd.DataFrame({"params": 1.0, "tokens": 1.0, "lr": [1e-3, 2e-3, 4e-3], "loss": [3.0, 2.0, 1.0]})
     out = sweep_optima(table, "lr")
     assert out["status"].tolist() == ["edge"] and np.isnan(out["lr"].iloc[0])
+
+
+def test_nominal_budgets_merge_whole_step_roundings():
+    from scalinglab.fitting.sweep_optima import nominal_budgets
+
+    tokens = np.array([60416, 61440, 60416, 120320, 122880, 120832, 1e6])
+    got = nominal_budgets(tokens)
+    assert len(set(got[:3])) == 1 and len(set(got[3:6])) == 1 and got[6] == 1e6
+    assert got[0] == 60416 and got[3] == 120832

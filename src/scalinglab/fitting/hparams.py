@@ -27,7 +27,7 @@ import pandas as pd
 from scalinglab.errors import InputError
 from scalinglab.fitting.result import Bootstrap, FitResult
 from scalinglab.fitting.steps_to_target import steps_to_target
-from scalinglab.fitting.sweep_optima import WINDOW, parabola_minimum, sweep_optima
+from scalinglab.fitting.sweep_optima import WINDOW, nominal_budgets, parabola_minimum, sweep_optima
 from scalinglab.laws.base import Law
 from scalinglab.laws.registry import get_law
 
@@ -246,7 +246,8 @@ def fit_hparams(finals: pd.DataFrame, curves: pd.DataFrame | None = None, config
     """
     from scalinglab.runs.schema import validate
 
-    finals = validate(finals, ("params", "tokens", "loss"), source)
+    finals = validate(finals, ("params", "tokens", "loss"), source).copy()
+    finals["tokens"] = nominal_budgets(finals["tokens"].to_numpy())  # one D per budget, whatever the batch
     out = HparamsResult(source=source)
     if "seq_len" in finals.columns and finals["seq_len"].nunique() == 1:
         out.seq_len = float(finals["seq_len"].iloc[0])

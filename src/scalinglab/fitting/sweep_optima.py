@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["WINDOW", "Optimum", "parabola_minimum", "profile", "sweep_optima"]
+__all__ = ["WINDOW", "BUDGET_TOL", "Optimum", "parabola_minimum", "profile", "sweep_optima", "nominal_budgets"]
 
 WINDOW = 2  # grid points each side of the discrete minimum that the parabola sees (5 points in all)
+# Runs of one token budget at different batch sizes see slightly different D (whole steps of B·T tokens):
+# token counts within this relative distance of their neighbour are one budget.
+BUDGET_TOL = 0.1
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,17 @@ def sweep_optima(table: pd.DataFrame, knob: str, by: tuple[str, ...] = ("params"
         rows.append({**dict(zip(by, np.atleast_1d(key), strict=True)), knob: float(np.exp(opt.log_h)),
                      "loss": opt.loss, "status": opt.status, "n": len(group)})
     return pd.DataFrame(rows, columns=[*by, knob, "loss", "status", "n"])
+
+
+def nominal_budgets(tokens: np.ndarray, tol: float = BUDGET_TOL) -> np.ndarray:
+    """Each token count replaced by the median of its budget (counts chained within ``tol`` of each other)."""
+    tokens = np.asarray(tokens, float)
+    order = np.argsort(tokens)
+    out = np.empty_like(tokens)
+    start = 0
+    for i in range(1, tokens.size + 1):
+        if i == tokens.size or tokens[order[i]] > tokens[order[i - 1]] * (1 + tol):
+            idx = order[start:i]
+            out[idx] = np.median(tokens[idx])
+            start = i
+    return out
