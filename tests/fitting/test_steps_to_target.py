@@ -28,10 +28,12 @@ def test_steps_to_target_matches_the_curves_construction():
     np.testing.assert_allclose(table["tokens"], table["step"] * table["batch_size"] * sweeps.SEQ_LEN, rtol=1e-9)
 
 
-def test_default_target_is_reached_by_every_batch_size():
+def test_default_target_is_reached_by_half_the_batch_sizes_or_more():
     curves, _ = sweeps.tradeoff_curves()
     table = steps_to_target(curves)
-    assert table.groupby(["params", "batch_size"])["reached"].any().all()
+    reached = table.groupby(["params", "batch_size"])["reached"].any()
+    assert (reached.groupby(level=0).mean() >= 0.5).all()
+    assert reached.xs(min(sweeps.BATCHES), level=1).all() and not reached.xs(max(sweeps.BATCHES), level=1).any()
     assert set(default_targets(curves)) == set(curves["params"])
 
 

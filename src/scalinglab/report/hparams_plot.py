@@ -41,11 +41,15 @@ def _bowl(ax, finals, hp, knob, law_key, label):
 
 def plot_hparams(finals: pd.DataFrame, hp: dict, path: str | Path, noise: pd.DataFrame | None = None) -> Path:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from scalinglab.fitting.sweep_optima import nominal_budgets
+
     path = Path(path)
+    finals = finals.assign(tokens=nominal_budgets(finals["tokens"].to_numpy()))  # one D per budget, as fitted
     fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
     (a, b), (c, d) = axes
     if "lr" in finals.columns:
@@ -64,8 +68,11 @@ def plot_hparams(finals: pd.DataFrame, hp: dict, path: str | Path, noise: pd.Dat
         if row.get("B_simple") == row.get("B_simple") and row.get("B_simple"):
             c.axvline(row["B_simple"], color=line.get_color(), ls=":", lw=1.2)
     c.set(xscale="log", yscale="log", xlabel="batch size (sequences)", ylabel="steps to target loss",
+          xticks=sorted(stt["batch_size"].unique()) if len(stt) else [],
           title="S = S_min(1 + B_crit/B); B_crit dashed, B_simple dotted")
     c.title.set_fontsize(9)
+    c.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    c.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     if trade.get("per_size"):
         c.legend(fontsize=7)
     if noise is not None and len(noise):
