@@ -117,3 +117,13 @@ def test_load_sweep_splits_curves_and_reads_b_simple(tmp_path):
     assert len(noise) == int((curves["batch_size"] > 8).sum()) and set(noise.columns) >= {"params", "tokens", "b_simple"}
     curves.drop(columns="b_simple").to_csv(path, index=False)
     assert load_sweep(path)[2] is None
+
+
+def test_every_sweep_best_at_the_smallest_batch_gives_an_upper_bound():
+    from scalinglab.fitting.hparams import edge_bound
+
+    table = sweeps.final_sweep()
+    table = table[table["batch_size"] >= 256]  # every B* of the synthetic sweep lies below 256
+    assert edge_bound(table, "batch_size") == {"at_most": 256.0}
+    out = fit_hparams(table, None, HparamsConfig(n_boot=0)).to_dict()
+    assert out["optimal_batch"] is None and out["batch_bound"] == {"at_most": 256.0}

@@ -89,3 +89,11 @@ def test_plan_with_hparams_cli(hp, tmp_path, capsys):
     hp_path.write_text('{"kind": "scalinglab-hparams", "optimal_lr": {"law": "optimal_lr"}}')
     code, _, err = run(["plan", str(fit_path), "--flops", "1e21", "--hparams", str(hp_path)], capsys)
     assert code == 2 and "optimal_lr.params" in err
+
+
+def test_unmeasured_batch_optimum_is_planned_as_a_bound(hp):
+    hp = dict(hp, optimal_batch=None, batch_bound={"at_most": 2.0})
+    out = plan_hparams(hp, 1e6, 4e7)
+    assert out["batch_size"]["value"] == 2.0 and out["batch_size"]["bound"] == "at most"
+    assert out["batch_tokens"]["value"] == 2.0 * sweeps.SEQ_LEN
+    assert any("B* not measured" in w for w in out["warnings"])

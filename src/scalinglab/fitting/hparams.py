@@ -202,6 +202,23 @@ def _tradeoff(curves: pd.DataFrame, config: HparamsConfig, source: str, noise: p
     return out
 
 
+def edge_bound(runs: pd.DataFrame, knob: str) -> dict | None:
+    """{"at_most": v} when every (N, D) group is best at the grid's smallest ``knob`` v ({"at_least": v} for
+    the largest), else None: what the sweep still says when it measured no optimum."""
+    from scalinglab.fitting.sweep_optima import profile
+
+    best = []
+    for _, g in runs.groupby(["params", "tokens"], sort=True):
+        h, loss = profile(g, knob)
+        best.append(float(h[int(np.argmin(loss))]))
+    lo, hi = float(runs[knob].min()), float(runs[knob].max())
+    if best and all(b == lo for b in best):
+        return {"at_most": lo}
+    if best and all(b == hi for b in best):
+        return {"at_least": hi}
+    return None
+
+
 def compare_critical_batch(points: pd.DataFrame, source: str) -> dict | None:
     """critical_batch over N and over D on (params, tokens, batch_size = B_crit) points; which fits better."""
     if len(points) < 3:
@@ -227,13 +244,16 @@ class HparamsResult:
     critical_batch: dict | None = None
     seq_len: float | None = None  # tokens per sequence, when every run shares one
     notes: list[str] = field(default_factory=list)
+    # When no B* was measured because every (N, D) was best at the same edge of the grid: that bound
+    batch_bound: dict | None = None
 
     def to_dict(self) -> dict:
         from scalinglab.fitting.result import _plain
 
         return _plain({"kind": "scalinglab-hparams", "source": self.source, "seq_len": self.seq_len,
                        "optimal_lr": self.optimal_lr, "optimal_batch": self.optimal_batch,
-                       "tradeoff": self.tradeoff, "critical_batch": self.critical_batch, "notes": self.notes})
+                       "tradeoff": self.tradeoff, "critical_batch": self.critical_batch, "notes": self.notes,
+                       "batch_bound": self.batch_bound})
 
 
 def fit_hparams(finals: pd.DataFrame, curves: pd.DataFrame | None = None, config: HparamsConfig = HparamsConfig(),
@@ -259,6 +279,8 @@ def fit_hparams(finals: pd.DataFrame, curves: pd.DataFrame | None = None, config
             setattr(out, attr, _optimum_law(finals, law_name, knob, config, source))
         except InputError as exc:
             out.notes.append(str(exc))
+    if out.optimal_batch is None and "batch_size" in finals.columns and finals["batch_size"].nunique() >= 2:
+        out.batch_bound = edge_bound(finals, "batch_size")
     if curves is not None and "batch_size" in curves.columns and curves["batch_size"].nunique() >= 3:
         out.tradeoff = _tradeoff(curves, config, source, noise)
     if noise is not None and len(noise) >= 3 and (noise["b_simple"] > 0).all():

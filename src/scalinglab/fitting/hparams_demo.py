@@ -11,6 +11,7 @@ from rich.rule import Rule
 from scalinglab import data as bundled
 from scalinglab.fitting.hparams import HparamsConfig, fit_hparams
 from scalinglab.fitting.hparams_file import save_hparams
+from scalinglab.fitting.sweep_optima import nominal_budgets
 from scalinglab.planning.hparams import plan_hparams
 from scalinglab.report.hparams import print_hparams_fit, print_hparams_plan
 
@@ -28,7 +29,8 @@ def load_bundled_sweep():
 def run_hparams_part(out: Path, console: Console, bootstrap: int = 200) -> dict:
     finals, curves, noise = load_bundled_sweep()
     console.print(Rule("how to train it: learning rate and batch size from a bundled Shakespeare/Milton sweep"))
-    console.print(f"{finals['run'].nunique()} runs: {finals['params'].nunique()} sizes × {finals['tokens'].nunique()} "
+    budgets = len(set(nominal_budgets(finals["tokens"].to_numpy())))
+    console.print(f"{finals['run'].nunique()} runs: {finals['params'].nunique()} sizes × {budgets} "
                   f"budgets × {finals['lr'].nunique()} learning rates × {finals['batch_size'].nunique()} batch sizes")
     hp = fit_hparams(finals, curves, HparamsConfig(n_boot=bootstrap), source=SWEEP, noise=noise).to_dict()
     print_hparams_fit(console, hp)

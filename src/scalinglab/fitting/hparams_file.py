@@ -84,6 +84,11 @@ def load_hparams(path: str | Path) -> dict:
     for key in LAW_KEYS:
         if data.get(key) is not None:
             _check_fit(data[key], f"{path}: {key}", key)
+    bound = data.get("batch_bound")
+    if bound is not None:
+        if not (isinstance(bound, dict) and len(bound) == 1 and next(iter(bound)) in ("at_most", "at_least")):
+            raise InputError(f"{path}: batch_bound: expected {{\"at_most\": B}} or {{\"at_least\": B}}")
+        _number(next(iter(bound.values())), f"{path}: batch_bound", positive=True)
     trade = data.get("tradeoff")
     if trade is not None:
         if not isinstance(trade, dict):

@@ -89,7 +89,7 @@ def tradeoff_scales(fit: FitResult, inputs: Mapping[str, float]) -> dict:
         out["B_crit"]["interval"] = _interval(np.exp(b_b[:, 0]), fit.bootstrap.level)
         out["level"] = fit.bootstrap.level
     out["inputs"] = {} if col == "none" else {col: float(inputs[col])}
-    out["warnings"] = [] if col == "none" else _extrapolation(fit, {col: float(inputs[col])}, "S_min and B_crit")
+    out["warnings"] = [] if col == "none" else _extrapolation(fit, {col: float(inputs[col])}, "S_min and B_crit (each)")
     return out
 
 
@@ -121,6 +121,15 @@ def plan_hparams(hp: Mapping, params: float, tokens: float) -> dict:
         if T:
             out["batch_tokens"] = {"value": b["value"] * T,
                                    "interval": None if b["interval"] is None else [v * T for v in b["interval"]]}
+    bound = hp.get("batch_bound")
+    if "batch_size" not in out and bound:
+        (kind, v), = bound.items()
+        out["batch_size"] = {"value": float(v), "interval": None, "bound": kind.replace("_", " "),
+                             "warnings": [f"B* not measured: every (N, D) of the sweep was best at its "
+                                          f"{'smallest' if kind == 'at_most' else 'largest'} batch size ({v:g}); "
+                                          f"B* is {kind.replace('_', ' ')} that (shown in its place)"]}
+        if T:
+            out["batch_tokens"] = {"value": float(v) * T, "interval": None, "bound": kind.replace("_", " ")}
     crit = _b_crit(hp, at["params"], at["tokens"])
     if crit is not None:
         out["B_crit"] = crit
@@ -142,6 +151,7 @@ def tradeoff_table(sequences: float, b_star: float, b_crit: float | None) -> lis
     e_min = sequences / (1 + b_star / b_crit) if b_crit else sequences
     rows = []
     batches = [b_star * m for m in TRADEOFF_MULTIPLES] + ([b_crit] if b_crit else [])
+    batches = [B for B in batches if B >= 1 or np.isclose(B, b_star)]  # no fractions of a sequence
     s_star = None
     for B in sorted(batches):
         E = e_min * (1 + B / b_crit) if b_crit else sequences

@@ -74,10 +74,11 @@ def print_hparams_plan(console: Console, hp_plan: dict) -> None:
     t.add_column("interval", justify="right")
     if "lr" in hp_plan:
         t.add_row("η* (peak learning rate)", fmt(hp_plan["lr"]["value"]), _iv(hp_plan["lr"]))
-    if "batch_size" in hp_plan:
-        t.add_row("B* (sequences per step)", fmt(hp_plan["batch_size"]["value"]), _iv(hp_plan["batch_size"]))
-    if "batch_tokens" in hp_plan:
-        t.add_row("B* (tokens per step)", fmt(hp_plan["batch_tokens"]["value"]), _iv(hp_plan["batch_tokens"]))
+    for key, label in (("batch_size", "B* (sequences per step)"), ("batch_tokens", "B* (tokens per step)")):
+        if key in hp_plan:
+            d = hp_plan[key]
+            bound = f"{d['bound']} " if d.get("bound") else ""
+            t.add_row(label, bound + fmt(d["value"]), _iv(d))
     if "B_crit" in hp_plan:
         t.add_row(f"B_crit ({hp_plan['B_crit']['source']})", fmt(hp_plan["B_crit"]["value"]), _iv(hp_plan["B_crit"]))
     console.print(t)

@@ -22,6 +22,7 @@ __all__ = ["plot_hparams"]
 
 def _bowl(ax, finals, hp, knob, law_key, label):
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     groups = list(finals.groupby(["params", "tokens"], sort=True))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(groups)))
@@ -32,6 +33,9 @@ def _bowl(ax, finals, hp, knob, law_key, label):
             v = law_value(hp[law_key], {"params": n, "tokens": d}, label)["value"]
             ax.axvline(v, color=color, lw=0.8, ls="--")
     ax.set_xscale("log")
+    ax.set_xticks(sorted(finals[knob].unique()))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(knob)
     ax.set_ylabel("final validation loss")
     if hp.get(law_key):
