@@ -42,8 +42,8 @@ def test_plan_inside_the_sweep_gives_the_true_optima_without_warnings(hp):
 
 def test_plan_beyond_the_sweep_warns(hp):
     out = plan_hparams(hp, 1e9, 2e10)
-    assert any("η* extrapolates params" in w for w in out["warnings"])
-    assert any("B* extrapolates tokens" in w for w in out["warnings"])
+    assert any("extrapolation of η*: params" in w for w in out["warnings"])
+    assert any("extrapolation of B*: tokens" in w for w in out["warnings"])
 
 
 def test_tradeoff_rows_follow_mccandlish():

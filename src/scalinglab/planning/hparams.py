@@ -49,9 +49,9 @@ def _extrapolation(fit: FitResult, at: Mapping[str, float], what: str) -> list[s
     for col, value in at.items():
         rng = fit.inputs.get(col)
         if rng and value > rng[1] * (1 + 1e-9):
-            out.append(f"{what} extrapolates {col} {value / rng[1]:.3g}× beyond the largest in the sweep ({rng[1]:.3g})")
+            out.append(f"extrapolation of {what}: {col} {value / rng[1]:.3g}× beyond the largest in the sweep ({rng[1]:.3g})")
         elif rng and value < rng[0] * (1 - 1e-9):
-            out.append(f"{what} extrapolates {col} {rng[0] / value:.3g}× below the smallest in the sweep ({rng[0]:.3g})")
+            out.append(f"extrapolation of {what}: {col} {rng[0] / value:.3g}× below the smallest in the sweep ({rng[0]:.3g})")
     return out
 
 
@@ -89,7 +89,7 @@ def tradeoff_scales(fit: FitResult, inputs: Mapping[str, float]) -> dict:
         out["B_crit"]["interval"] = _interval(np.exp(b_b[:, 0]), fit.bootstrap.level)
         out["level"] = fit.bootstrap.level
     out["inputs"] = {} if col == "none" else {col: float(inputs[col])}
-    out["warnings"] = [] if col == "none" else _extrapolation(fit, {col: float(inputs[col])}, "S_min and B_crit (each)")
+    out["warnings"] = [] if col == "none" else _extrapolation(fit, {col: float(inputs[col])}, "S_min and B_crit")
     return out
 
 
