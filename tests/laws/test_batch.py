@@ -99,3 +99,11 @@ def test_fitted_column_must_be_positive():
 def test_bad_columns_are_input_errors(spec):
     with pytest.raises(InputError, match="--law"):
         get_law(spec)
+
+
+def test_steps_column_of_a_file_is_the_fitted_column(tmp_path):
+    B = 2.0 ** np.arange(0, 10)
+    path = tmp_path / "steps.csv"
+    pd.DataFrame({"batch_size": B, "steps": 500 * (1 + 40 / B)}).to_csv(path, index=False)
+    result = api.fit(path, "batch_tradeoff:column=none")
+    assert result.params == pytest.approx({"S_min": 500.0, "B_crit": 40.0}, rel=1e-4)
