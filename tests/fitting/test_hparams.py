@@ -127,3 +127,17 @@ def test_every_sweep_best_at_the_smallest_batch_gives_an_upper_bound():
     assert edge_bound(table, "batch_size") == {"at_most": 256.0}
     out = fit_hparams(table, None, HparamsConfig(n_boot=0)).to_dict()
     assert out["optimal_batch"] is None and out["batch_bound"] == {"at_most": 256.0}
+
+
+def test_cli_steps_table_for_a_named_target(tmp_path, capsys):
+    curves, _ = sweeps.tradeoff_curves()
+    path, table = tmp_path / "curves.csv", tmp_path / "steps.csv"
+    curves.to_csv(path, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["hparams", str(path), "--bootstrap", "0", "--target-loss", "2.6", "--steps-table", str(table)])
+    assert exc.value.code == 0
+    import pandas as pd
+
+    got = pd.read_csv(table)
+    assert (got["target"] == 2.6).all() and {"run", "step", "tokens", "reached"} <= set(got.columns)
+    assert got["reached"].any() and np.isfinite(got.loc[got["reached"], "step"]).all()

@@ -21,12 +21,15 @@ def hparams_cmd(
                                                             "(default: per size, the loss every batch size reaches).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     plot: Annotated[Path | None, typer.Option(help="Write a figure of the sweep and the fitted laws (.png or .svg).")] = None,
+    steps_table: Annotated[Path | None, typer.Option(help="Write the steps and tokens each run took to reach the "
+                                                          "target loss (CSV).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
 ) -> None:
     """Fit η*(N, D) = c·N^a·D^b, B*(D) = c·D^b, the steps/batch trade-off and B_crit from a sweep.
 
     Examples:
       scalinglab hparams runs.db --out hp.json --plot hparams.png
+      scalinglab hparams runs.db --target-loss 4.9 --steps-table steps.csv
       scalinglab hparams sweep.csv --columns lr=learning_rate --bootstrap 500 --out hp.json
       scalinglab plan fit.json --flops 1e21 --hparams hp.json
     """
@@ -39,6 +42,16 @@ def hparams_cmd(
     result = fit_hparams(finals, curves, config, source=str(data), noise=noise).to_dict()
     if out:
         save_hparams(result, out)
+    if steps_table:
+        import pandas as pd
+
+        from scalinglab.errors import InputError
+
+        rows = (result.get("tradeoff") or {}).get("steps_to_target")
+        if rows is None:
+            raise InputError(f"{data}: --steps-table needs evaluation curves at three or more batch sizes")
+        steps_table.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(rows).to_csv(steps_table, index=False)
     if plot:
         from scalinglab.report.hparams_plot import plot_hparams
 
@@ -51,6 +64,8 @@ def hparams_cmd(
         console.print(f"hyperparameter fit written to {out}")
     if plot:
         console.print(f"plot written to {plot}")
+    if steps_table:
+        console.print(f"steps to target written to {steps_table}")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
