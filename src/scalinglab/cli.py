@@ -50,7 +50,7 @@ def _register_subsystems() -> None:
     fitting_cli.register(app, bench_app)
     for module in ("scalinglab.ladder.cli", "scalinglab.quant.cli", "scalinglab.kernels.cli", "scalinglab.data.cli",
                    "scalinglab.hw.cli", "scalinglab.report.cli",
-                   "scalinglab.fitting.chain_cli", "scalinglab.ladder.tasks_cli"):
+                   "scalinglab.fitting.chain_cli", "scalinglab.ladder.tasks_cli", "scalinglab.fitting.hparams_cli"):
         importlib.import_module(module).register(app, bench_app)
 
 

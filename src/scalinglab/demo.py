@@ -2,7 +2,9 @@
 
 No input, no server. Part A reads the Gemstones final losses (McLeish et al. 2025, MIT) shipped in
 ``scalinglab/data``, checks extrapolation on held-out large runs, fits Chinchilla with bootstrap
-intervals, forecasts a Chinchilla-sized run, plans a 1e24-FLOP budget, and writes JSON and a plot.
+intervals, forecasts a Chinchilla-sized run, plans a 1e24-FLOP budget, and writes JSON and a plot; then
+fits the learning-rate and batch-size laws of a bundled Shakespeare/Milton sweep and says how to train
+the next rung of that ladder (η*, B*, B_crit, steps against batch size).
 Part B trains a small ladder (5 sizes × 3 token budgets) on a synthetic language whose entropy rate
 is known exactly, stores it in SQLite, fits the same law to it and compares the fitted E with the
 true irreducible loss.
@@ -112,6 +114,9 @@ def run_demo(out: Path, bootstrap: int = 1000, console: Console | None = None, l
 
     console.print(Rule("3b. downstream accuracy: OLMo ladder (bundled, Apache-2.0) → 13B HellaSwag via task loss"))
     summary["chain"] = run_chain_demo(out, console, bootstrap=min(bootstrap, 100))
+    from scalinglab.fitting.hparams_demo import run_hparams_part
+
+    summary["hparams"] = run_hparams_part(out, console, bootstrap=min(bootstrap, 200))
     if ladder:
         summary["ladder"] = run_ladder_part(out, bootstrap, console)
     summary["report"] = write_demo_report(out, source, ladder, console)

@@ -140,22 +140,25 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     the_law = get_law(config.law)
     table = read_runs(data, columns) if isinstance(data, str | Path) else data
     source = str(table.attrs.get("source", data if isinstance(data, str | Path) else "table"))
+    # The column the law predicts: --target, else the law's own ("loss"; "lr" / "batch_size" / "step" for
+    # the hyperparameter laws).
+    target = config.target if config.target != "loss" else the_law.target
     columns = input_columns(the_law, config.x)
-    if config.target in columns.values():
-        raise InputError(f"--target: '{config.target}' is also an input of the {the_law.name} law; choose another --x")
-    needed = tuple(dict.fromkeys((*columns.values(), config.target)))
+    if target in columns.values():
+        raise InputError(f"--target: '{target}' is also an input of the {the_law.name} law; choose another --x")
+    needed = tuple(dict.fromkeys((*columns.values(), target)))
     table = validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params,
-                     positive=(config.target,))
-    check_target(table, config.target, source)
+                     positive=(target,))
+    check_target(table, target, source)
 
     held = None
     if config.holdout:
         table, held = split(table, config.holdout, source)
         validate(table, needed, source, min_points=the_law.n_params + 1, n_params=the_law.n_params,
-                 positive=(config.target,))
+                 positive=(target,))
 
     x = the_law.prepare(_inputs(the_law, table, config.x))
-    loss = table[config.target].to_numpy(dtype=float)
+    loss = table[target].to_numpy(dtype=float)
     bounds = the_law.bounds()
     bounds_arg = None if all(b == (None, None) for b in bounds) else bounds
     starts = the_law.init_grid()
@@ -175,9 +178,10 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
         law=the_law.name, formula=the_law.formula, params=the_law.to_public(best.theta),
         objective=best.objective, n_points=len(table), huber_delta=delta,
         theta=best.theta.tolist(), starts=best.starts, data_source=source,
-        inputs={c: [float(table[c].min()), float(table[c].max())] for c in ("params", "tokens", "flops")
-                if c in table.columns},
-        data_sha256=_sha256(table, needed), target=config.target, x=config.x if "x" in the_law.inputs else None,
+        inputs={c: [float(table[c].min()), float(table[c].max())]
+                for c in dict.fromkeys(("params", "tokens", "flops", *the_law.inputs))
+                if c in table.columns and pd.api.types.is_numeric_dtype(table[c])},
+        data_sha256=_sha256(table, needed), target=target, x=config.x if "x" in the_law.inputs else None,
     )
 
     samples = None
@@ -219,6 +223,6 @@ def fit(data: pd.DataFrame | str | Path, law: str | None = None, config: FitConf
     if held is not None:
         predicted = the_law.predict(result.params, _inputs(the_law, held, config.x))
         result.holdout = {"rule": f"{config.holdout.rule}={config.holdout.k}",
-                          **score(predicted, held[config.target].to_numpy(dtype=float)),
+                          **score(predicted, held[target].to_numpy(dtype=float)),
                           "flops": held["flops"].tolist() if "flops" in held.columns else None}
     return result

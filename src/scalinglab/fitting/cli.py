@@ -109,7 +109,15 @@ def predict_cmd(
 
         return predict_chain_cmd(fit_path, params, tokens, as_json)
     given = {"params": params, "tokens": tokens, "flops": flops, "unique_tokens": unique_tokens, "x": x}
-    pred = predict(FitResult.load(fit_path), {k: v for k, v in given.items() if v is not None})
+    fit = FitResult.load(fit_path)
+    if fit.law.startswith("batch_tradeoff"):  # S_min and B_crit at N (or D), not a loss
+        from scalinglab.planning.hparams import tradeoff_scales
+        from scalinglab.report.hparams import print_tradeoff_prediction
+
+        pred = tradeoff_scales(fit, {k: v for k, v in given.items() if v is not None})
+        print(json.dumps(pred, indent=2)) if as_json else print_tradeoff_prediction(console, pred)
+        return
+    pred = predict(fit, {k: v for k, v in given.items() if v is not None})
     if as_json:
         print(json.dumps(pred, indent=2))
     else:
@@ -120,6 +128,8 @@ def plan_cmd(
     fit_path: Annotated[Path, typer.Argument(metavar="FIT", help="A fit JSON from `scalinglab fit --out`.")],
     flops: Annotated[float | None, typer.Option(help="Compute budget C in FLOPs.")] = None,
     target_loss: Annotated[float | None, typer.Option(help="Find the compute that reaches this loss.")] = None,
+    hparams: Annotated[Path | None, typer.Option(help="Add η*, B*, B_crit and the steps/batch trade-off "
+                                                      "from a hyperparameter fit (`scalinglab hparams --out`).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Compute-optimal model size and tokens for a budget, or the budget for a target loss.
@@ -127,6 +137,7 @@ def plan_cmd(
     Examples:
       scalinglab plan fit.json --flops 1e24
       scalinglab plan fit.json --target-loss 2.1
+      scalinglab plan fit.json --flops 1e24 --hparams hp.json
     """
     from scalinglab.errors import InputError
     from scalinglab.fitting.result import FitResult
@@ -135,12 +146,25 @@ def plan_cmd(
 
     if (flops is None) == (target_loss is None):
         raise InputError("plan: give exactly one of --flops or --target-loss")
+    hp = None
+    if hparams is not None:
+        from scalinglab.fitting.hparams_file import load_hparams
+
+        hp = load_hparams(hparams)  # validated before the plan's work
     fit = FitResult.load(fit_path)
     result = plan(fit, flops) if flops is not None else flops_for_target(fit, target_loss)
+    if hp is not None:
+        from scalinglab.planning.hparams import plan_hparams
+
+        result["hparams"] = plan_hparams(hp, result["params"], result["tokens"])
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         print_plan(console, result)
+        if hp is not None:
+            from scalinglab.report.hparams import print_hparams_plan
+
+            print_hparams_plan(console, result["hparams"])
 
 
 def approaches_cmd(

@@ -108,6 +108,9 @@ def load_state(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, t
     return step, float(elapsed), evals
 
 
+OPTIONAL_EVAL_FIELDS = ("noise_scale",)  # None when a run does not measure it
+
+
 def _evals(raw, step: int, eval_type: type, bad) -> list:
     names = [f.name for f in fields(eval_type)]
     if not isinstance(raw, list):
@@ -118,6 +121,8 @@ def _evals(raw, step: int, eval_type: type, bad) -> list:
             raise bad(f"evals[{n}] is not an object with keys {', '.join(names)}")
         for name in names:
             v = e[name]
+            if v is None and name in OPTIONAL_EVAL_FIELDS:
+                continue
             if type(v) not in (int, float) or not math.isfinite(v):
                 raise bad(f"evals[{n}].{name} = {v!r}, expected a finite number")
         if type(e["step"]) is not int or not 0 < e["step"] <= step:

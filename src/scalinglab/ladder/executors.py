@@ -106,8 +106,7 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -
                 if j.corpus not in _CORPORA:
                     _CORPORA[j.corpus] = load_corpus(j.corpus)
                 res = train(j.model, j.train, _CORPORA[j.corpus], workdir=workdir,
-                            on_eval=lambda ev: store.add_metric(j.run, ev.step, ev.tokens, ev.flops, ev.loss,
-                                                                ev.train_loss, ev.lr, ev.elapsed),
+                            on_eval=lambda ev: _record(store, j.run, ev),
                             on_resume=lambda step: _resumed(store, j.run, step),
                             should_stop=lambda: parent_gone() or lease.lost.is_set())
             except Exception as exc:
@@ -120,6 +119,12 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -
         if not store.release(j.run, "done", checkpoint=str(workdir / STATE), model_dir=str(res.model_dir)):
             return {"run": j.run, "status": "held"}  # the lease was taken over meanwhile: its new owner finishes
     return {"run": j.run, "status": "done", "loss": res.evals[-1].loss, "seconds": time.perf_counter() - t0}
+
+
+def _record(store, run: str, ev) -> None:
+    store.add_metric(run, ev.step, ev.tokens, ev.flops, ev.loss, ev.train_loss, ev.lr, ev.elapsed)
+    if ev.noise_scale is not None:
+        store.add_noise_scale(run, ev.step, ev.noise_scale)
 
 
 def _resumed(store, run: str, step: int) -> None:

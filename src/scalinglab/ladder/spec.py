@@ -13,16 +13,21 @@ budgets per size or an IsoFLOP grid; learning rates and seeds multiply the grid:
     # isoflop: [1.0e11, 3.0e11]                      # or: C budgets; D = C / flops_per_token(size)
     train: {lr: 3.0e-3, schedule: cosine, batch_size: 32}   # TrainConfig fields
     lrs: [3.0e-3]                                    # optional sweep (overrides train.lr)
+    batch_sizes: [16, 64]                            # optional sweep: sequences per optimizer step
     seeds: [0]
     device: auto                                     # auto | cpu | cuda (copied into every job's train)
     gpus_per_job: 1                                  # GPUs a job asks Ray for on CUDA; 0.25 → 4 share one
 
 Exactly one of ``tokens``, ``tokens_per_param`` (× non-embedding N) and ``isoflop`` must be given.
+A ``batch_sizes`` entry B runs as micro-batches × accumulation (:func:`split_batch`; at least two
+micro-batches from B = 2 up, so the gradient noise scale is measured), overriding ``train.batch_size``
+(then the largest micro-batch) and ``train.grad_accum``; the run id gains ``/B<B>``.
 Every error names the file and the field.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -38,10 +43,10 @@ from scalinglab.ladder.spec_checks import check_fields, check_memory, check_trai
 from scalinglab.ladder.synthetic import MarkovConfig
 from scalinglab.ladder.train import TrainConfig
 
-__all__ = ["Job", "LadderSpec", "load_spec", "parse_spec"]
+__all__ = ["Job", "LadderSpec", "load_spec", "parse_spec", "split_batch"]
 
-TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "seeds",
-            "device", "gpus_per_job"}
+TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "batch_sizes",
+            "seeds", "device", "gpus_per_job"}
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,8 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     gpus_per_job = _gpus_per_job(raw.get("gpus_per_job", 1.0), source)
     lrs = _numbers(raw["lrs"], f"{source}: lrs") if "lrs" in raw else [None]
     seeds = _numbers(raw["seeds"], f"{source}: seeds", integer=True) if "seeds" in raw else [None]
+    batches = _batch_sizes(raw["batch_sizes"], f"{source}: batch_sizes") if "batch_sizes" in raw else [None]
+    micro_max = base_train.get("batch_size", TrainConfig.batch_size) if isinstance(base_train, dict) else 0
 
     jobs = []
     for i, size in enumerate(sizes):
@@ -149,10 +156,12 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
         for v in values:
             tokens = int(v if kind == "tokens" else v * n if kind == "tokens_per_param" else v / fpt)
             for lr in lrs:
-                for seed in seeds:
+                for batch, seed in itertools.product(batches, seeds):
                     tr = dict(base_train, tokens=tokens)
                     if lr is not None:
                         tr["lr"] = lr
+                    if batch is not None:
+                        tr["batch_size"], tr["grad_accum"] = split_batch(batch, micro_max)
                     if seed is not None:
                         tr["seed"] = seed
                     where = f"{source}: train (sizes[{i}], {kind}={v:g})"
@@ -162,7 +171,7 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
                     check_train_ranges(tr, where)
                     train = _build(TrainConfig, tr, where)
                     run = (f"{name}/d{model.d_model}-L{model.n_layer}-h{model.n_head}/D{tokens:.3g}"
-                           f"/lr{train.lr:g}/s{train.seed}")
+                           f"/lr{train.lr:g}{'' if batch is None else f'/B{batch}'}/s{train.seed}")
                     jobs.append(Job(run=run, group=name, model=model, train=train, corpus=corpus))
     runs = [j.run for j in jobs]
     if len(set(runs)) != len(runs):
@@ -180,6 +189,27 @@ def _gpus_per_job(value, source: str) -> float:
     if not (0 < g <= 1 or (g > 1 and g.is_integer())):
         raise InputError(f"{source}: gpus_per_job: {value!r}, expected a fraction in (0, 1] or a whole number of GPUs")
     return g
+
+
+def _batch_sizes(values, where: str) -> list[int]:
+    out = _numbers(values, where)
+    for i, v in enumerate(out):
+        if v != int(v):
+            raise InputError(f"{where}[{i}]: {v!r} is not a whole number of sequences")
+    return [int(v) for v in out]
+
+
+def split_batch(batch: int, micro_max) -> tuple[int, int]:
+    """(micro-batch, accumulation) for ``batch`` sequences per step: the largest micro-batch that divides
+    ``batch``, is at most ``micro_max`` and (for batch ≥ 2) at most batch/2, so every step has at least two
+    micro-batches for the gradient noise scale (ladder/noise_scale.py)."""
+    try:
+        cap = int(micro_max)
+    except (TypeError, ValueError):
+        cap = TrainConfig.batch_size  # a bad train.batch_size is reported by TrainConfig itself
+    cap = max(1, min(cap, batch // 2 if batch >= 2 else 1))
+    micro = max(d for d in range(1, cap + 1) if batch % d == 0)
+    return micro, batch // micro
 
 
 def _vocab(corpus: CorpusConfig) -> int:

@@ -39,6 +39,7 @@ from scalinglab.ladder.device import (
 )
 from scalinglab.ladder.flops import flops_per_token
 from scalinglab.ladder.model import GPT, GPTConfig
+from scalinglab.ladder.noise_scale import NoiseScaleTracker
 
 __all__ = ["TrainConfig", "EvalPoint", "TrainResult", "train", "lr_at", "eval_steps", "evaluate"]
 
@@ -120,6 +121,9 @@ class EvalPoint:
     train_loss: float  # mean training loss since the previous evaluation
     lr: float
     elapsed: float  # training seconds so far (across restarts)
+    # Gradient noise scale B_simple (sequences), smoothed over recent steps (ladder/noise_scale.py); None
+    # without gradient accumulation. After a resume its moving average starts afresh.
+    noise_scale: float | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,11 @@ def evaluate(model: GPT, batches, precision: str = "fp32", device: str = "cpu") 
     return total / count
 
 
+def _b_simple(gns: NoiseScaleTracker | None) -> float | None:
+    value = gns.value() if gns is not None else None
+    return value["b_simple"] if value is not None and math.isfinite(value["b_simple"]) else None
+
+
 def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str | Path | None = None,
           on_eval: Callable[[EvalPoint], None] | None = None, on_resume: Callable[[int], None] | None = None,
           stop_after: int | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
@@ -197,6 +206,7 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
     for g in groups:
         g["base_lr"] = g["lr"]
     opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=True)
+    gns = NoiseScaleTracker(model.parameters(), cfg.batch_size, cfg.grad_accum) if cfg.grad_accum >= 2 else None
 
     workdir = Path(workdir) if workdir is not None else None
     state_path = workdir / STATE if workdir is not None else None
@@ -221,6 +231,8 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
         lr = lr_at(step, total, cfg)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * lr / cfg.lr
+        if gns is not None:
+            gns.begin_step()
         for micro in range(cfg.grad_accum):
             x, y = corpus.train_batch(step * cfg.grad_accum + micro, cfg.batch_size, T, cfg.seed)
             with autocast(device, bf16):
@@ -228,6 +240,10 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
             (loss / cfg.grad_accum).backward()
             # summed on the device: a .item() per step would stall a GPU on every micro-batch
             loss_sum, loss_n = loss_sum + loss.detach().float(), loss_n + 1
+            if gns is not None:
+                gns.after_micro()
+        if gns is not None:
+            gns.end_step()  # before clipping: the estimator needs the raw gradients
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -237,7 +253,7 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
         if done in evals_at:
             ev = EvalPoint(step=done, tokens=done * tokens_per_step, flops=float(done * tokens_per_step * fpt),
                            loss=evaluate(model, val, cfg.precision, device), train_loss=float(loss_sum) / max(1, loss_n), lr=lr,
-                           elapsed=elapsed)
+                           elapsed=elapsed, noise_scale=_b_simple(gns))
             evals.append(ev)
             loss_sum, loss_n = 0.0, 0
             if on_eval is not None:  # record first: a kill before the checkpoint only repeats this eval

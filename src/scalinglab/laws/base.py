@@ -37,6 +37,9 @@ class Law:
     exponents: tuple[str, ...] = ()
     #: One-line formula for reports.
     formula: str = ""
+    #: The run-table column the law predicts (positive; fitted in log space). Hyperparameter laws
+    #: predict ``lr``, ``batch_size`` or ``step`` instead of the loss.
+    target: str = "loss"
 
     # -- the fitter's interface -------------------------------------------------------------------
     def bounds(self) -> list[tuple[float | None, float | None]]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from scalinglab.errors import InputError
 from scalinglab.laws.base import Law
+from scalinglab.laws.batch import BatchTradeoff, CriticalBatch
 from scalinglab.laws.broken_power_law import BrokenPowerLaw
 from scalinglab.laws.chinchilla import Chinchilla
 from scalinglab.laws.data_constrained import DataConstrained
 from scalinglab.laws.exp_error import ExpError
+from scalinglab.laws.hparams import OptimalBatch, OptimalLR
 from scalinglab.laws.kaplan import ComputePowerLaw, Kaplan
 from scalinglab.laws.loss_to_loss import LossToLoss
 from scalinglab.laws.lr_schedule import Tissue
@@ -27,6 +29,10 @@ LAWS: dict[str, type[Law]] = {
     "exp_error": ExpError,
     "overtraining": Overtraining,
     "loss_to_loss": LossToLoss,
+    "batch_tradeoff": BatchTradeoff,
+    "critical_batch": CriticalBatch,
+    "optimal_lr": OptimalLR,
+    "optimal_batch": OptimalBatch,
 }
 
 

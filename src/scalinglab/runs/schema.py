@@ -43,7 +43,7 @@ ALIASES: Mapping[str, str] = {
     "d": "tokens", "num_tokens": "tokens", "train_tokens": "tokens", "data_size": "tokens",
     "c": "flops", "compute": "flops", "training_flops": "flops",
     "final_loss": "loss", "val_loss": "loss", "eval_loss": "loss", "validation_loss": "loss",
-    "run_name": "run", "run_id": "run", "learning_rate": "lr", "unique": "unique_tokens",
+    "run_name": "run", "run_id": "run", "learning_rate": "lr", "steps": "step", "unique": "unique_tokens",
 }
 
 

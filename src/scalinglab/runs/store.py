@@ -26,7 +26,8 @@ low (on the built-in synthetic ladder: E = 0.83 from all points vs 1.77 from fin
 
 Tables: ``runs`` (one row per run: status pending|running|done|failed, JSON config, counts, checkpoint
 paths, the step its last resume started from, error, and the lease: owner host and pid, last heartbeat,
-number of claims) and ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed. Writers open
+number of claims), ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed, and
+``noise_scale`` (run, step) → b_simple, the smoothed gradient noise scale (:func:`load_noise_scale`). Writers open
 short transactions with a busy timeout, so several worker processes share one file; WAL keeps finished
 results intact when a process is killed at any moment.
 
@@ -57,7 +58,7 @@ import pandas as pd
 from scalinglab.errors import InputError
 from scalinglab.runs.lease import HEARTBEAT_S, LEASE_TIMEOUT_S, lease_live, this_owner
 
-__all__ = ["RunStore", "load_run_table", "STATUSES", "LEASE_TIMEOUT_S", "HEARTBEAT_S", "this_owner"]
+__all__ = ["RunStore", "load_run_table", "load_noise_scale", "STATUSES", "LEASE_TIMEOUT_S", "HEARTBEAT_S", "this_owner"]
 
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_MS = 60_000  # workers wait this long for another writer's transaction
@@ -105,7 +106,18 @@ CREATE TABLE metrics (
     elapsed REAL,
     PRIMARY KEY (run, step)
 );
+
 """
+NOISE_DDL = """
+CREATE TABLE IF NOT EXISTS noise_scale (
+    run TEXT NOT NULL REFERENCES runs(run),
+    step INTEGER NOT NULL,
+    b_simple REAL NOT NULL,
+    PRIMARY KEY (run, step)
+);
+"""
+NOISE_COLUMNS = ("run", "step", "b_simple")
+OUR_TABLES = ("runs", "metrics", "noise_scale")
 LEASE_DDL = {"owner_host": "TEXT", "owner_pid": "INTEGER", "heartbeat": "REAL", "claims": "INTEGER NOT NULL DEFAULT 0"}
 
 
@@ -157,16 +169,18 @@ class RunStore:
         names = [n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
         # Column lists only of our own two table names (fixed identifiers), whoever made the file.
-        tables = {n: [c[1] for c in self.db.execute(f"PRAGMA table_info({n})")] if n in ("runs", "metrics") else []
+        tables = {n: [c[1] for c in self.db.execute(f"PRAGMA table_info({n})")] if n in OUR_TABLES else []
                   for n in names}
         if not tables and app_id in (0, APPLICATION_ID):
             if self.readonly:
                 raise InputError(f"{self.path}: an empty SQLite database, not a scalinglab run store")
             return True  # a new store: _init_schema creates everything
-        other = app_id not in (0, APPLICATION_ID) or set(tables) != {"runs", "metrics"}
+        # runs and metrics always; noise_scale from the version that records it (added to older stores on open).
+        other = app_id not in (0, APPLICATION_ID) or not {"runs", "metrics"} <= set(tables) <= set(OUR_TABLES)
         if not other:
             run_cols, metric_cols = set(tables["runs"]), set(tables["metrics"])
-            other = run_cols - set(LEASE_COLUMNS) != set(RUN_COLUMNS) or metric_cols != set(METRIC_COLUMNS)
+            other = (run_cols - set(LEASE_COLUMNS) != set(RUN_COLUMNS) or metric_cols != set(METRIC_COLUMNS)
+                     or set(tables.get("noise_scale", NOISE_COLUMNS)) != set(NOISE_COLUMNS))
         if other:
             names = ", ".join(sorted(tables)) or "none"
             raise InputError(f"{self.path}: an SQLite database of another program (tables: {names}), not a scalinglab "
@@ -187,6 +201,7 @@ class RunStore:
                 for col in LEASE_COLUMNS:
                     if col not in have:
                         self.db.execute(f"ALTER TABLE runs ADD COLUMN {_ident(col, LEASE_COLUMNS)} {LEASE_DDL[col]}")
+            self.db.execute(NOISE_DDL)  # stores written before the noise scale was recorded gain it
             self.db.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -326,6 +341,11 @@ class RunStore:
     def drop_metrics_after(self, run: str, step: int) -> None:
         """Forget evaluations past a resume point (they will be recomputed)."""
         self._write("DELETE FROM metrics WHERE run = ? AND step > ?", (run, step))
+        self._write("DELETE FROM noise_scale WHERE run = ? AND step > ?", (run, step))
+
+    def add_noise_scale(self, run: str, step: int, b_simple: float) -> None:
+        """The smoothed gradient noise scale B_simple (sequences) at an evaluation (ladder/noise_scale.py)."""
+        self._write("INSERT OR REPLACE INTO noise_scale VALUES (?, ?, ?)", (run, step, b_simple))
 
     def metrics(self, run: str | None = None) -> pd.DataFrame:
         sql, args = "SELECT * FROM metrics", ()
@@ -366,6 +386,25 @@ SELECT m.run, r.params, m.tokens, m.flops, m.loss, m.step, r.lr, r.batch_size, r
        (r.status = 'done' AND m.step = (SELECT MAX(step) FROM metrics WHERE run = m.run)) AS is_final
 FROM metrics m JOIN runs r ON r.run = m.run ORDER BY r.params, r.tokens_target, m.run, m.step
 """
+
+
+def load_noise_scale(path: str | Path) -> pd.DataFrame:
+    """Every stored B_simple with its run's N, tokens at that step and batch size (sequences per step)."""
+    path = Path(path)
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'noise_scale'").fetchone()
+            if not has:
+                return pd.DataFrame(columns=["run", "params", "tokens", "step", "batch_size", "lr", "b_simple"])
+            return pd.read_sql_query(
+                """SELECT g.run, r.params, m.tokens, g.step, r.batch_size, r.lr, g.b_simple
+                   FROM noise_scale g JOIN runs r ON r.run = g.run JOIN metrics m ON m.run = g.run AND m.step = g.step
+                   WHERE r.status = 'done' ORDER BY r.params, g.run, g.step""", db)
+        finally:
+            db.close()
+    except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
+        raise InputError(f"{path}: not a scalinglab run store ({exc})") from None
 
 
 def load_run_table(path: str | Path, final_only: bool = True, include_unfinished: bool = False) -> pd.DataFrame:
