@@ -205,14 +205,14 @@ def _store(tmp_path, table: str, column: str, value) -> str:
 
 
 STORE_CELLS = {
-    # (table, column, value) → words the error must contain
-    "store-text-loss": (("metrics", "loss", "abc"), "'abc' is not a number"),
-    "store-text-params": (("runs", "params", "many"), "'many' is not a number"),
-    "store-text-tokens": (("metrics", "tokens", "n/a"), "'n/a' is not a number"),
-    "store-blob-flops": (("metrics", "flops", b"\x00\x01"), "not a number"),
+    # (table, column, value) → words the error must contain (the store names the run, step and column)
+    "store-text-loss": (("metrics", "loss", "abc"), "column 'loss' holds 'abc', expected a number"),
+    "store-text-params": (("runs", "params", "many"), "column 'params' holds 'many', expected a number"),
+    "store-text-tokens": (("metrics", "tokens", "n/a"), "column 'tokens' holds 'n/a', expected a number"),
+    "store-blob-flops": (("metrics", "flops", b"\x00\x01"), "expected a number"),
     "store-huge-text-params": (("runs", "params", "1" + "0" * 400), "not a finite number"),  # SQLite stores inf
-    "store-text-lr": (("runs", "lr", "fast"), "'fast' is not a number"),
-    "store-text-seed": (("runs", "seed", "zero"), "'zero' is not a number"),
+    "store-text-lr": (("runs", "lr", "fast"), "column 'lr' holds 'fast', expected a number"),
+    "store-text-seed": (("runs", "seed", "zero"), "column 'seed' holds 'zero', expected a number"),
 }
 
 

@@ -57,7 +57,7 @@ def _check_fitted(law: Law, theta: np.ndarray, source: str) -> None:
     public = law.to_public(theta)
     if not np.all(np.isfinite(theta)) or not all(np.isfinite(v) for v in public.values()):
         raise InputError(f"{source}: the {law.name} fit did not converge to finite parameters ({public})")
-    rising = [n for n in law.exponents if public[n] < 0]
+    rising = [n for n in law.decay_exponents if public[n] < 0]
     if rising:
         n = rising[0]
         raise InputError(f"{source}: the best {law.name} fit has {n} = {public[n]:.3g} < 0, i.e. loss rising with "

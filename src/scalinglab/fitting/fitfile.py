@@ -60,7 +60,7 @@ def check_law_params(law: Law, params: Any, theta: Any, where: str) -> None:
     for n in names:
         if not _finite(params[n]):
             raise InputError(f"{where}: params.{n} = {_show(params[n])} is not a finite number")
-    for n in getattr(law, "exponents", ()):
+    for n in law.decay_exponents:
         if params[n] < 0:
             raise InputError(f"{where}: params.{n} = {params[n]:g} is negative: the loss would rise with scale, "
                              "which is not a fit of this law")
@@ -129,13 +129,14 @@ def check_bootstrap(boot: Any, names: list[str], where: str) -> None:
             raise InputError(f"{where}: bootstrap.ci.{n} must be a [lo, hi] pair of numbers, got {_show(pair)}")
 
 
-def check_inputs(inputs: Any, where: str) -> None:
+def check_inputs(inputs: Any, where: str, law_inputs: tuple[str, ...] = ()) -> None:
     """``inputs``: {column: [min, max]} of the fitted data (predict reports extrapolation against max)."""
     if not isinstance(inputs, Mapping):
         raise InputError(f"{where}: 'inputs' must be an object of [min, max] pairs")
+    allowed = tuple(dict.fromkeys((*INPUT_COLUMNS, *law_inputs)))
     for k, pair in inputs.items():
-        if k not in INPUT_COLUMNS:
-            raise InputError(f"{where}: inputs has unknown column '{k}' (expected one of {', '.join(INPUT_COLUMNS)})")
+        if k not in allowed:
+            raise InputError(f"{where}: inputs has unknown column '{k}' (expected one of {', '.join(allowed)})")
         if not (isinstance(pair, list) and len(pair) == 2 and all(_finite(v) and v > 0 for v in pair)
                 and pair[0] <= pair[1]):
             raise InputError(f"{where}: inputs.{k} must be [min, max] with 0 < min <= max, got {_show(pair)}")
@@ -159,7 +160,7 @@ def check_fit_dict(data: Any, where: str) -> Law:
     check_law_params(law, data["params"], data["theta"], where)
     if data.get("bootstrap") is not None:
         check_bootstrap(data["bootstrap"], list(law.public_names), where)
-    check_inputs(data.get("inputs", {}), where)
+    check_inputs(data.get("inputs", {}), where, tuple(law.inputs))
     for key, kind in (("formula", str), ("diagnostics", dict), ("data_source", str), ("data_sha256", str)):
         if key in data and data[key] is not None and not isinstance(data[key], kind):
             raise InputError(f"{where}: '{key}' must be a {kind.__name__}, got {type(data[key]).__name__}")

@@ -34,7 +34,7 @@ class Law:
     public_names: tuple[str, ...] = ()
     #: Public names of the decay exponents: loss falls with scale only when each is >= 0. A fit or a
     #: fit file with a negative one is refused (loss rising with N or D is not this law).
-    exponents: tuple[str, ...] = ()
+    decay_exponents: tuple[str, ...] = ()
     #: One-line formula for reports.
     formula: str = ""
     #: The run-table column the law predicts (positive; fitted in log space). Hyperparameter laws

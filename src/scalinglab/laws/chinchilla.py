@@ -21,7 +21,7 @@ class Chinchilla(Law):
     inputs = ("params", "tokens")
     param_names = ("a", "b", "e", "alpha", "beta")
     public_names = ("E", "A", "B", "alpha", "beta")
-    exponents = ("alpha", "beta")
+    decay_exponents = ("alpha", "beta")
     formula = "L = E + A·N^-alpha + B·D^-beta"
 
     def grid_axes(self):

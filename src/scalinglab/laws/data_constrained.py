@@ -74,7 +74,7 @@ class DataConstrained(Law):
     inputs = ("params", "tokens", "unique_tokens")
     param_names = ("a", "b", "e", "alpha", "beta", "log_RD_star", "log_RN_star")
     public_names = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
-    exponents = ("alpha", "beta")
+    decay_exponents = ("alpha", "beta")
     formula = "L = E + A/N'^alpha + B/D'^beta, D' = U_D(1 + R_D*(1 - e^(-R_D/R_D*))), N' likewise"
 
     def bounds(self):

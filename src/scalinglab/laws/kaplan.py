@@ -34,7 +34,7 @@ class Kaplan(Law):
     inputs = ("params", "tokens")
     param_names = ("log_Nc", "log_Dc", "alpha_N", "alpha_D")
     public_names = ("N_c", "D_c", "alpha_N", "alpha_D")
-    exponents = ("alpha_N", "alpha_D")
+    decay_exponents = ("alpha_N", "alpha_D")
     formula = "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D"
 
     def bounds(self):
@@ -87,7 +87,7 @@ class ComputePowerLaw(Law):
     inputs = ("flops",)
     param_names = ("a", "e", "alpha")
     public_names = ("E", "A", "alpha")
-    exponents = ("alpha",)
+    decay_exponents = ("alpha",)
     formula = "L = E + A·C^-alpha"
 
     def bounds(self):

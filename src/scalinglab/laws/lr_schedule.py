@@ -104,7 +104,7 @@ class Tissue(Law):
     inputs = ("run", "step", "lr")
     param_names = ("log_L0", "log_A", "alpha", "log_C")
     public_names = ("L0", "A", "alpha", "C")
-    exponents = ("alpha",)
+    decay_exponents = ("alpha",)
     formula = "L(s) = L0 + A·S1^-alpha - C·S2,  m_i = lambda·m_{i-1} + (eta_{i-1} - eta_i), S2 = sum m_i"
 
     def __init__(self, lam: float = TISSUE_LAMBDA):

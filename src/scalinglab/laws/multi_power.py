@@ -124,7 +124,7 @@ class MultiPower(Law):
     inputs = ("run", "step", "lr")
     param_names = ("log_L0", "log_A", "alpha", "log_B", "log_C", "beta", "gamma")
     public_names = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
-    exponents = ("alpha",)
+    decay_exponents = ("alpha",)
     formula = ("L(t) = L0 + A·(S1+S_W)^-alpha - B·sum_k (eta_{k-1}-eta_k)·G(eta_k^-gamma·S_k(t)), "
                "G(x) = 1 - (C·x+1)^-beta")
 

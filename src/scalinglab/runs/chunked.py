@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import InputError
-from scalinglab.runs.schema import ALIASES, CANONICAL, TEXT, canonicalize, coerce_numeric
+from scalinglab.runs.schema import canonicalize, coerce_numeric
 
 __all__ = ["CHUNK_ROWS", "CHUNKED_SUFFIXES", "iter_chunks", "read_chunked"]
 
@@ -29,16 +29,6 @@ CHUNK_ROWS = 500_000  # ~40 MB of typed columns per chunk: small next to the tab
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CHUNKED_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES
-
-
-def _text_sources(header: list[str], columns: Mapping[str, str]) -> list[str]:
-    """File columns that become ``run``/``group``: read as text, so '7' stays '7' in every chunk."""
-    out = [columns[c] for c in TEXT if c in columns]
-    for name in header:
-        canon = name if name in CANONICAL else ALIASES.get(str(name).lower())
-        if canon in TEXT and canon not in columns:
-            out.append(name)
-    return out
 
 
 def _reason(exc: Exception) -> str:
@@ -57,11 +47,23 @@ def _raw_chunks(path: Path, columns: Mapping[str, str], chunk_rows: int) -> Iter
                 for batch in pf.iter_batches(batch_size=chunk_rows):
                     yield batch.to_pandas()
             return
+        # Every cell as the text the file holds (no NA guessing), so errors quote what the user wrote; the
+        # header as written (a repeated name stays repeated, for canonicalize to refuse).
         sep = "\t" if suffix == ".tsv" else ","
-        header = list(pd.read_csv(path, sep=sep, skipinitialspace=True, nrows=0).columns)
-        dtype = dict.fromkeys(_text_sources(header, columns), str)
-        with pd.read_csv(path, sep=sep, skipinitialspace=True, chunksize=chunk_rows, dtype=dtype) as reader:
-            yield from reader
+        text = {"sep": sep, "header": None, "dtype": str, "keep_default_na": False, "skipinitialspace": True}
+        first = pd.read_csv(path, nrows=1, **text)
+        if first.empty:
+            return
+        header = [str(c).strip() for c in first.iloc[0]]
+        try:
+            reader = pd.read_csv(path, skiprows=1, chunksize=chunk_rows, **text)
+        except pd.errors.EmptyDataError:  # a header and no rows
+            yield pd.DataFrame(columns=header)
+            return
+        with reader:
+            for chunk in reader:
+                chunk.columns = header
+                yield chunk
     except InputError:
         raise
     except UnicodeDecodeError:

@@ -186,6 +186,18 @@ def _number(value) -> float | str:
     return f"{_clip(repr(value))} is not a number"
 
 
+def _all_finite_floats(raw: pd.Series) -> np.ndarray | None:
+    """A text column as float64 when every cell is a finite number (NumPy parses as float() does), else None."""
+    values = raw.to_numpy(dtype=object)
+    if not all(isinstance(v, str) for v in values):
+        return None
+    try:
+        arr = values.astype(str).astype(np.float64)
+    except (ValueError, OverflowError):
+        return None
+    return arr if np.isfinite(arr).all() else None
+
+
 def _clip(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
@@ -209,9 +221,13 @@ def coerce_numeric(table: pd.DataFrame, source: str, columns: Iterable[str] = NU
             cells = raw.tolist()
         else:
             cells = raw.tolist()
-            parsed = [_number(v) for v in cells]
-            ok = np.array([isinstance(v, float) for v in parsed], dtype=bool)
-            arr = np.array([v if isinstance(v, float) else np.nan for v in parsed], dtype=float)
+            arr = _all_finite_floats(raw)
+            if arr is not None:  # the common case: every cell a finite number, parsed in one pass
+                ok = np.ones(len(arr), dtype=bool)
+            else:  # cell by cell, to allow empty cells and to name the first bad one
+                parsed = [_number(v) for v in cells]
+                ok = np.array([isinstance(v, float) for v in parsed], dtype=bool)
+                arr = np.array([v if isinstance(v, float) else np.nan for v in parsed], dtype=float)
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
             reason = _number(cells[i])
