@@ -23,6 +23,7 @@ import numpy as np
 from scalinglab import __version__
 from scalinglab.errors import InputError
 from scalinglab.fitting.result import Bootstrap, FitResult, _plain, write_text_atomic
+from scalinglab.jsonfile import read_json
 from scalinglab.laws.registry import get_law
 
 KIND = "chain"
@@ -121,18 +122,7 @@ def _theta_samples(law, fit: FitResult) -> np.ndarray | None:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a chain JSON file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON file ({exc})") from None
-    except RecursionError:
-        raise InputError(f"{path}: not a JSON file (nested too deeply)") from None
+    data = read_json(path, "JSON file", missing="file")
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object")
     return data

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from scalinglab.errors import InputError
 from scalinglab.fitting.result import write_text_atomic
+from scalinglab.jsonfile import read_json
 
 __all__ = ["save_hparams", "load_hparams", "KIND"]
 
@@ -70,12 +71,7 @@ def _check_fit(fit, where: str, law: str) -> None:
 def load_hparams(path: str | Path) -> dict:
     """Read and validate an hp.json; returns the dict."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such hyperparameter file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON file ({exc})") from None
+    data = read_json(path, "JSON file", missing="hyperparameter file")
     if not isinstance(data, dict) or data.get("kind") != KIND:
         raise InputError(f"{path}: not a hyperparameter fit (expected \"kind\": \"{KIND}\"; "
                          "write one with `scalinglab hparams DATA --out hp.json`)")

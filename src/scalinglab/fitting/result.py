@@ -12,7 +12,7 @@ import numpy as np
 
 from scalinglab import __version__
 from scalinglab.atomic import write_text_atomic
-from scalinglab.errors import InputError
+from scalinglab.jsonfile import read_json
 
 
 @dataclass
@@ -57,19 +57,7 @@ class FitResult:
         from scalinglab.fitting.fitfile import check_fit_dict
 
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such fit file") from None
-        except IsADirectoryError:
-            raise InputError(f"{path}: is a directory, expected a fit JSON file") from None
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
-            raise InputError(f"{path}: not a fit JSON file ({reason})") from None
-        except RecursionError:
-            raise InputError(f"{path}: not a fit JSON file (nested too deeply)") from None
+        data = read_json(path, "fit JSON file", missing="fit file")
         law = check_fit_dict(data, str(path))
         boot = data.pop("bootstrap", None)
         known = {f for f in cls.__dataclass_fields__}
