@@ -5,16 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.cli_run import run
 from tests.fitting.test_chain import ladder
 
 from scalinglab.cli import main
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from tests.cli_run import run
 
-from scalinglab.cli import main
 from scalinglab.fitting.synthetic import chinchilla_grid
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
+from tests.cli_run import run
 from tests.fitting import sweeps
 from tests.laws.test_batch import TRADEOFF, tradeoff_table
 
-from scalinglab.cli import main
 from scalinglab.fitting import api
 from scalinglab.fitting.hparams_file import save_hparams
 from scalinglab.fitting.result import FitResult
@@ -15,13 +15,6 @@ from scalinglab.fitting.synthetic import CHINCHILLA_PUBLISHED
 from scalinglab.laws.registry import get_law
 from scalinglab.planning.hparams import plan_hparams
 from scalinglab.planning.hparams import tradeoff_table as trade_rows
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture
