@@ -289,5 +289,5 @@ def chain(data, target: str, via: str = "loss", columns=None, **kwargs) -> Chain
 
     if isinstance(kwargs.get("holdout"), str):
         kwargs["holdout"] = parse_holdout(kwargs["holdout"])
-    table = read_runs(data, columns) if isinstance(data, str | Path) else data
+    table = read_runs(data, columns, all_evals=True) if isinstance(data, str | Path) else data
     return fit_chain(table, ChainConfig(target=target, via=via, **kwargs))

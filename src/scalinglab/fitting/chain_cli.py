@@ -48,7 +48,7 @@ def chain_cmd(
     config = ChainConfig(target=target, via=via, law=law, link=link, huber_delta=huber_delta, bootstrap=bootstrap,
                          level=level, holdout=parse_holdout(holdout) if holdout else None, skip_fraction=skip_fraction,
                          smooth=smooth, anchor=parse_anchor(anchor), seed=seed, jobs=jobs, progress=not as_json)
-    result = fit_chain(read_runs(data, columns), config)
+    result = fit_chain(read_runs(data, columns, all_evals=True), config)
     if out:
         result.save(out)
     if as_json:

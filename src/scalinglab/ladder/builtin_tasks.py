@@ -76,17 +76,34 @@ def synthetic_items(source: MarkovSource, n_items: int, context_len: int, n_choi
 
 def cloze_items(text: str, n_items: int, context_lines: int, n_choices: int, rng: np.random.Generator) -> list[TaskItem]:
     """The true next line among distractor lines from elsewhere in ``text`` (blank lines skipped)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return cloze_block_items([text], n_items, context_lines, n_choices, rng)
+
+
+def cloze_block_items(texts: list[str], n_items: int, context_lines: int, n_choices: int,
+                      rng: np.random.Generator) -> list[TaskItem]:
+    """Cloze items from several documents: each item's context and gold line lie inside one document (the
+    held-out blocks of a corpus are not contiguous), distractors come from any other line of any document."""
+    docs = [[ln.strip() for ln in t.splitlines() if ln.strip()] for t in texts]
+    lines = [ln for d in docs for ln in d]
+    offsets = np.cumsum([0] + [len(d) for d in docs])
+    # (first context line) positions whose context and next line stay inside one document
+    starts_all = np.concatenate([np.arange(o, o + len(d) - context_lines) for o, d in zip(offsets, docs, strict=False)
+                                 if len(d) > context_lines] or [np.zeros(0, dtype=int)]).astype(int)
     need = context_lines + n_choices + 1
-    if len(lines) < need:
+    if len(lines) < need or not len(starts_all):
         raise InputError(f"cloze task: the text has {len(lines)} non-blank lines; need at least {need}")
-    starts = rng.choice(len(lines) - context_lines, size=min(n_items, len(lines) - context_lines), replace=False)
+    starts = np.sort(rng.choice(starts_all, size=min(n_items, len(starts_all)), replace=False))
     items = []
     for s in starts:
         nxt = s + context_lines
-        pool = np.setdiff1d(np.arange(len(lines)), np.arange(s, nxt + 1))
-        distract = [lines[i] for i in rng.choice(pool, size=n_choices - 1, replace=False)]
+        gold_line = lines[nxt]
+        # distractors: other lines, none identical to the gold one (a repeated line would be a second right answer)
+        pool = np.array([i for i in rng.choice(len(lines), size=min(len(lines), 8 * n_choices), replace=False)
+                         if not s <= i <= nxt and lines[i] != gold_line])
+        uniq = list(dict.fromkeys(lines[i] for i in pool))[: n_choices - 1]
+        if len(uniq) < n_choices - 1:
+            raise InputError(f"cloze task: too few distinct lines for {n_choices} choices")
         gold = int(rng.integers(n_choices))
-        choices = distract[:gold] + [lines[nxt]] + distract[gold:]
+        choices = uniq[:gold] + [gold_line] + uniq[gold:]
         items.append(TaskItem("\n".join(lines[s:nxt]), tuple("\n" + c for c in choices), gold))
     return items

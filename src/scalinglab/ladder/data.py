@@ -221,6 +221,11 @@ class Corpus:
             raise InputError(f"corpus: {len(self.train_ids)} training tokens is shorter than one window of {seq_len + 1}")
         return self._windows(self.train_ids, rng.integers(0, len(self.train_ids) - seq_len - 1, batch_size), seq_len)
 
+    @property
+    def val_block(self) -> int:
+        """Tokens per held-out block: the validation split is these blocks end to end (not contiguous text)."""
+        return _block_size(len(self.train_ids) + len(self.val_ids), self.cfg.val_fraction)
+
     def val_batches(self, seq_len: int, batch_size: int, n_seqs: int):
         """A fixed held-out set: n_seqs windows (evenly spaced through the validation split)."""
         if self.source is not None:
@@ -234,10 +239,15 @@ class Corpus:
         return list(zip(x.split(batch_size), y.split(batch_size), strict=True))
 
 
-def _split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+def _block_size(n_ids: int, val_fraction: float) -> int:
     every = max(2, round(1 / val_fraction))
     # Small corpora get smaller blocks, so at least MIN_VAL_BLOCKS blocks are held out.
-    size = max(1, min(SPLIT_BLOCK, len(ids) // (MIN_VAL_BLOCKS * every)))
+    return max(1, min(SPLIT_BLOCK, n_ids // (MIN_VAL_BLOCKS * every)))
+
+
+def _split(ids: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    every = max(2, round(1 / val_fraction))
+    size = _block_size(len(ids), val_fraction)
     block = np.arange(len(ids)) // size
     is_val = block % every == every - 1
     return ids[~is_val], ids[is_val]

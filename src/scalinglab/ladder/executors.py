@@ -45,6 +45,7 @@ __all__ = ["run_ladder", "run_job", "register_jobs", "default_root", "LadderSumm
 EXECUTORS = ("local", "ray")
 POLL_S = 1.0  # how often a runner looks at runs another runner holds
 _CORPORA: dict = {}  # per-process cache: a worker runs many jobs on one corpus
+_SUITES: dict = {}  # per-process cache of built task items, by (corpus, tasks)
 
 
 @dataclass
@@ -108,7 +109,8 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -
                 res = train(j.model, j.train, _CORPORA[j.corpus], workdir=workdir,
                             on_eval=lambda ev: _record(store, j.run, ev),
                             on_resume=lambda step: _resumed(store, j.run, step),
-                            should_stop=lambda: parent_gone() or lease.lost.is_set())
+                            should_stop=lambda: parent_gone() or lease.lost.is_set(),
+                            eval_hook=task_hook(j, store, _CORPORA[j.corpus]) if j.tasks else None)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 store.release(j.run, "failed", error=error)
@@ -125,6 +127,26 @@ def _record(store, run: str, ev) -> None:
     store.add_metric(run, ev.step, ev.tokens, ev.flops, ev.loss, ev.train_loss, ev.lr, ev.elapsed)
     if ev.noise_scale is not None:
         store.add_noise_scale(run, ev.step, ev.noise_scale)
+
+
+def task_hook(job: Job, store, corpus):
+    """The trainer's ``eval_hook``: score the job's tasks on the model and store them as metric columns."""
+    from scalinglab.ladder.task_suite import TaskSuite
+
+    key = (job.corpus, job.tasks)
+    if key not in _SUITES:
+        _SUITES[key] = TaskSuite(job.tasks, corpus)
+    suite = _SUITES[key]
+
+    def hook(model, ev) -> None:
+        device = next(model.parameters()).device
+
+        def logits(ids):
+            return model(ids.to(device)).float().cpu()
+
+        store.add_task_metrics(job.run, ev.step, suite.score(model, job.model.seq_len, logits))
+
+    return hook
 
 
 def _resumed(store, run: str, step: int) -> None:

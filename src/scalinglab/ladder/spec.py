@@ -17,6 +17,7 @@ budgets per size or an IsoFLOP grid; learning rates and seeds multiply the grid:
     seeds: [0]
     device: auto                                     # auto | cpu | cuda (copied into every job's train)
     gpus_per_job: 1                                  # GPUs a job asks Ray for on CUDA; 0.25 → 4 share one
+    tasks: [next_token]                              # scored at every evaluation (ladder/task_suite.py)
 
 Exactly one of ``tokens``, ``tokens_per_param`` (× non-embedding N) and ``isoflop`` must be given.
 A ``batch_sizes`` entry B runs as micro-batches × accumulation (:func:`split_batch`; at least two
@@ -41,12 +42,13 @@ from scalinglab.ladder.flops import flops_per_token, non_embedding_params
 from scalinglab.ladder.model import GPTConfig
 from scalinglab.ladder.spec_checks import check_fields, check_memory, check_train_ranges
 from scalinglab.ladder.synthetic import MarkovConfig
+from scalinglab.ladder.task_suite import TaskSpec, parse_tasks
 from scalinglab.ladder.train import TrainConfig
 
 __all__ = ["Job", "LadderSpec", "load_spec", "parse_spec", "split_batch"]
 
 TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "batch_sizes",
-            "seeds", "device", "gpus_per_job"}
+            "seeds", "device", "gpus_per_job", "tasks"}
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,19 @@ class Job:
     model: GPTConfig
     train: TrainConfig
     corpus: CorpusConfig
+    tasks: tuple[TaskSpec, ...] = ()  # scored at every evaluation
 
     def to_dict(self) -> dict:
-        return {"run": self.run, "group": self.group, "model": self.model.to_dict(), "train": self.train.to_dict(),
-                "corpus": self.corpus.to_dict()}
+        out = {"run": self.run, "group": self.group, "model": self.model.to_dict(), "train": self.train.to_dict(),
+               "corpus": self.corpus.to_dict()}
+        if self.tasks:  # a ladder without tasks keeps the config it always had
+            out["tasks"] = [t.to_dict() for t in self.tasks]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Job:
         return cls(run=d["run"], group=d["group"], model=GPTConfig(**d["model"]), train=TrainConfig(**d["train"]),
-                   corpus=CorpusConfig.from_dict(d["corpus"]))
+                   corpus=CorpusConfig.from_dict(d["corpus"]), tasks=tuple(TaskSpec(**t) for t in d.get("tasks", ())))
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,9 @@ def _numbers(values, where: str, integer: bool = False) -> list:
     return out
 
 
-def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
-    """Validate a spec mapping and expand it into jobs (sizes × budgets × lrs × seeds)."""
+def parse_spec(raw: dict, source: str = "spec", base: Path | None = None) -> LadderSpec:
+    """Validate a spec mapping and expand it into jobs (sizes × budgets × lrs × seeds); task files are
+    relative to ``base`` (the spec's folder)."""
     if not isinstance(raw, dict):
         raise InputError(f"{source}: expected a mapping at the top level")
     unknown = sorted(set(raw) - TOP_KEYS)
@@ -119,6 +126,7 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise InputError(f"{source}: name {name!r} may only use letters, digits, '_', '.', '-'")
     corpus = _build(CorpusConfig, raw.get("corpus", {}), f"{source}: corpus")
+    tasks = parse_tasks(raw["tasks"], corpus.kind, source, base) if "tasks" in raw else ()
     base_model = raw.get("model", {})
     if not isinstance(base_model, dict):
         raise InputError(f"{source}: model: expected a table of GPTConfig fields")
@@ -172,7 +180,7 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
                     train = _build(TrainConfig, tr, where)
                     run = (f"{name}/d{model.d_model}-L{model.n_layer}-h{model.n_head}/D{tokens:.3g}"
                            f"/lr{train.lr:g}{'' if batch is None else f'/B{batch}'}/s{train.seed}")
-                    jobs.append(Job(run=run, group=name, model=model, train=train, corpus=corpus))
+                    jobs.append(Job(run=run, group=name, model=model, train=train, corpus=corpus, tasks=tasks))
     runs = [j.run for j in jobs]
     if len(set(runs)) != len(runs):
         dup = next(r for r in runs if runs.count(r) > 1)
@@ -253,4 +261,4 @@ def load_spec(path: str | Path) -> LadderSpec:
         if not all(isinstance(p, str) for p in paths):
             raise InputError(f"{path}: corpus: 'paths' must be a list of file names")
         raw["corpus"] = {**corpus, "paths": [str(path.parent / p) if not Path(p).is_absolute() else p for p in paths]}
-    return parse_spec(raw, str(path))
+    return parse_spec(raw, str(path), base=path.parent)

@@ -180,12 +180,15 @@ def _b_simple(gns: NoiseScaleTracker | None) -> float | None:
 
 def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str | Path | None = None,
           on_eval: Callable[[EvalPoint], None] | None = None, on_resume: Callable[[int], None] | None = None,
-          stop_after: int | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+          stop_after: int | None = None, should_stop: Callable[[], bool] | None = None,
+          eval_hook: Callable[[GPT, EvalPoint], None] | None = None) -> TrainResult:
     """Train (or resume) a run; checkpoints and the final HF-layout model go under ``workdir``.
 
     ``on_resume(step)`` is called once when a checkpoint is loaded; ``stop_after`` ends the loop early after
     that many optimizer steps (a controlled interruption, for tests and time-boxed runs); ``should_stop()`` is
     polled every step and ends the loop the same way (a worker whose parent died stops cleanly).
+    ``eval_hook(model, ev)`` runs after ``on_eval`` at every evaluation, before the checkpoint, under the run's
+    autocast (the ladder scores its tasks there); like ``on_eval`` it is repeated after a resume, never skipped.
     """
     if model_cfg.vocab_size < corpus.vocab_size:
         raise InputError(f"model vocab_size {model_cfg.vocab_size} < corpus vocabulary {corpus.vocab_size}")
@@ -258,6 +261,9 @@ def train(model_cfg: GPTConfig, cfg: TrainConfig, corpus: Corpus, workdir: str |
             loss_sum, loss_n = 0.0, 0
             if on_eval is not None:  # record first: a kill before the checkpoint only repeats this eval
                 on_eval(ev)
+            if eval_hook is not None:
+                with torch.no_grad(), autocast(device, bf16):
+                    eval_hook(model, ev)
             checkpoint(done)
             last_ckpt = time.perf_counter()
         elif time.perf_counter() - last_ckpt > cfg.checkpoint_every_s:

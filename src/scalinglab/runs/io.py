@@ -81,7 +81,7 @@ def _read_raw(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _read_store(path: Path) -> pd.DataFrame:
+def _read_store(path: Path, all_evals: bool = False) -> pd.DataFrame:
     from scalinglab.runs.store import load_run_table
 
     with path.open("rb") as fh:
@@ -89,8 +89,8 @@ def _read_store(path: Path) -> pd.DataFrame:
     if header != SQLITE_MAGIC:
         raise InputError(f"{path}: not a SQLite database (expected a run store written by `scalinglab ladder run`)")
     try:
-        # Final evaluations only: a cosine run's intermediate points are not shorter runs.
-        return load_run_table(path, final_only=True)
+        # Final evaluations only unless asked: a cosine run's intermediate points are not shorter runs.
+        return load_run_table(path, final_only=not all_evals)
     except InputError as exc:
         # The database driver's text can quote a whole query; keep only its last clause (the reason).
         text = str(exc)
@@ -112,12 +112,13 @@ def _is_wandb_csv(path: Path) -> bool:
     return wandb.is_wandb_export(header)
 
 
-def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) -> pd.DataFrame:
+def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None, all_evals: bool = False) -> pd.DataFrame:
     """Load runs from a file into the canonical table (numeric, derived tokens/flops, row numbers kept).
 
     ``columns`` maps canonical names to the file's names, as a dict or as the CLI's
     ``params="Model Size",loss=final`` text. Consumers call :func:`scalinglab.runs.schema.validate`
-    with the columns they need.
+    with the columns they need. A run store gives each run's final evaluation, or with ``all_evals`` every
+    evaluation (``is_final`` marks the last; the chain's step 2 reads them all).
     """
     path = Path(path)
     if not path.exists():
@@ -136,7 +137,7 @@ def read_runs(path: str | Path, columns: Mapping[str, str] | str | None = None) 
             if path.suffix.lower() in CHUNKED_SUFFIXES and not _is_wandb_csv(path):
                 # CSV/TSV/Parquet stream in chunks, each canonicalised and coerced (bounded memory, linear time).
                 return derive(read_chunked(path, columns), str(path))
-            raw = _read_store(path) if path.suffix.lower() in SQLITE_SUFFIXES else _read_raw(path)
+            raw = _read_store(path, all_evals) if path.suffix.lower() in SQLITE_SUFFIXES else _read_raw(path)
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
         if wandb.is_wandb_export(raw):  # one W&B run: its file stem names the run

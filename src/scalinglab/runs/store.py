@@ -117,7 +117,20 @@ CREATE TABLE IF NOT EXISTS noise_scale (
 );
 """
 NOISE_COLUMNS = ("run", "step", "b_simple")
-OUR_TABLES = ("runs", "metrics", "noise_scale")
+# Task metrics of an evaluation (ladder/task_suite.py): one row per (run, step, name), e.g. name acc:cloze.
+# load_run_table turns each name into a column.
+TASK_DDL = """
+CREATE TABLE IF NOT EXISTS task_metrics (
+    run TEXT NOT NULL REFERENCES runs(run),
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run, step, name)
+);
+"""
+TASK_COLUMNS = ("run", "step", "name", "value")
+TASK_METRIC_RE = r"(task_loss|acc|acc_norm):[A-Za-z0-9_.-]+"
+OUR_TABLES = ("runs", "metrics", "noise_scale", "task_metrics")
 LEASE_DDL = {"owner_host": "TEXT", "owner_pid": "INTEGER", "heartbeat": "REAL", "claims": "INTEGER NOT NULL DEFAULT 0"}
 
 
@@ -180,7 +193,8 @@ class RunStore:
         if not other:
             run_cols, metric_cols = set(tables["runs"]), set(tables["metrics"])
             other = (run_cols - set(LEASE_COLUMNS) != set(RUN_COLUMNS) or metric_cols != set(METRIC_COLUMNS)
-                     or set(tables.get("noise_scale", NOISE_COLUMNS)) != set(NOISE_COLUMNS))
+                     or set(tables.get("noise_scale", NOISE_COLUMNS)) != set(NOISE_COLUMNS)
+                     or set(tables.get("task_metrics", TASK_COLUMNS)) != set(TASK_COLUMNS))
         if other:
             names = ", ".join(sorted(tables)) or "none"
             raise InputError(f"{self.path}: an SQLite database of another program (tables: {names}), not a scalinglab "
@@ -202,6 +216,7 @@ class RunStore:
                     if col not in have:
                         self.db.execute(f"ALTER TABLE runs ADD COLUMN {_ident(col, LEASE_COLUMNS)} {LEASE_DDL[col]}")
             self.db.execute(NOISE_DDL)  # stores written before the noise scale was recorded gain it
+            self.db.execute(TASK_DDL)  # and before task metrics were
             self.db.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -342,6 +357,26 @@ class RunStore:
         """Forget evaluations past a resume point (they will be recomputed)."""
         self._write("DELETE FROM metrics WHERE run = ? AND step > ?", (run, step))
         self._write("DELETE FROM noise_scale WHERE run = ? AND step > ?", (run, step))
+        self._write("DELETE FROM task_metrics WHERE run = ? AND step > ?", (run, step))
+
+    def add_task_metrics(self, run: str, step: int, values: dict[str, float]) -> None:
+        """Task metrics of one evaluation (``acc:cloze`` → 0.41, ...), in one transaction; REPLACE like
+        :meth:`add_metric`, so a resumed run that re-scores a step keeps one row per metric."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.executemany("INSERT OR REPLACE INTO task_metrics VALUES (?, ?, ?, ?)",
+                                [(run, step, name, float(v)) for name, v in values.items()])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def task_metrics(self, run: str | None = None) -> pd.DataFrame:
+        """Rows (run, step, name, value) of the stored task metrics."""
+        sql, args = "SELECT * FROM task_metrics", ()
+        if run is not None:
+            sql, args = sql + " WHERE run = ?", (run,)
+        return pd.read_sql_query(sql + " ORDER BY run, step, name", self.db, params=args)
 
     def add_noise_scale(self, run: str, step: int, b_simple: float) -> None:
         """The smoothed gradient noise scale B_simple (sequences) at an evaluation (ladder/noise_scale.py)."""
@@ -388,6 +423,19 @@ FROM metrics m JOIN runs r ON r.run = m.run ORDER BY r.params, r.tokens_target, 
 """
 
 
+def _join_tasks(frame: pd.DataFrame, tasks: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """One column per task metric name (``acc:cloze``, ...), joined on (run, step); NaN where not scored."""
+    bad = tasks.loc[~tasks["name"].astype(str).str.fullmatch(TASK_METRIC_RE), "name"]
+    if len(bad):
+        i = bad.index[0]
+        raise InputError(f"{path}: run {tasks.loc[i, 'run']!r} step {tasks.loc[i, 'step']}: task metric name "
+                         f"{bad.iloc[0]!r}, expected kind:task with kind task_loss, acc or acc_norm")
+    _check_frame(tasks, ("step", "value"), path)
+    wide = tasks.pivot_table(index=["run", "step"], columns="name", values="value", aggfunc="last")
+    wide.columns = [str(c) for c in wide.columns]
+    return frame.merge(wide.reset_index(), on=["run", "step"], how="left")
+
+
 def load_noise_scale(path: str | Path) -> pd.DataFrame:
     """Every stored B_simple with its run's N, tokens at that step and batch size (sequences per step)."""
     path = Path(path)
@@ -414,8 +462,13 @@ def load_run_table(path: str | Path, final_only: bool = True, include_unfinished
         try:
             cur = store.db.execute(FINAL_SQL)
             frame = pd.DataFrame(cur.fetchall(), columns=[c[0] for c in cur.description])
-        except sqlite3.DatabaseError as exc:
+            has_tasks = store.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' "
+                                         "AND name = 'task_metrics'").fetchone()
+            tasks = store.task_metrics() if has_tasks else None
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as exc:
             raise InputError(f"{path}: cannot read the run store ({exc})") from None
+    if tasks is not None and len(tasks):
+        frame = _join_tasks(frame, tasks, path)
     _check_frame(frame, ("params", "tokens", "flops", "loss", "step", "lr", "batch_size", "seq_len", "seed",
                          "params_total", "floor"), path)
     if not include_unfinished:
