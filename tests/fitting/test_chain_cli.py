@@ -88,7 +88,7 @@ def test_link_with_too_few_points_exits_2(tmp_path, capsys):
     p = tmp_path / "few.csv"
     ladder(checkpoints=1).iloc[:3].to_csv(p, index=False)
     code, _, err = run(["chain", str(p), "--target", "acc:t", "--via", "task_loss:t"], capsys)
-    assert code == 2 and "3 checkpoints to fit but 4 parameters" in err
+    assert code == 2 and "3 checkpoints to fit but 4 parameters" in err and len(err.strip().splitlines()) == 1
 
 
 def test_tampered_chain_json_exits_2(chain_json, tmp_path, capsys):
@@ -110,3 +110,42 @@ def test_chain_smooth_and_anchor_options(evals_csv, tmp_path, capsys):
     code, _, err = run(["chain", str(evals_csv), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
                         "--anchor", "zero"], capsys)
     assert code == 2 and "--anchor: 'zero' is not of the form VIA,TARGET" in err
+
+
+def test_per_step_export_artefacts(evals_csv, tmp_path, capsys):
+    """A per-step export starts each run with the untrained model (step 0, D = 0: left out and counted) and may
+    hold an evaluation without a step (OLMo's annealed 7B): kept, placed by its tokens like any evaluation."""
+    import pandas as pd
+
+    t = pd.read_csv(evals_csv)
+    t["step"] = t.groupby("run").cumcount() + 1
+    first = t.groupby("run").head(1).assign(step=0, tokens=0.0)
+    t = pd.concat([first, t], ignore_index=True).astype({"step": object})
+    t.loc[len(first) + 5, "step"] = ""  # an empty cell, as the export writes it
+    p = tmp_path / "per_step.csv"
+    t.to_csv(p, index=False)
+    out = tmp_path / "c.json"
+    code, stdout, err = run(["chain", str(p), "--columns", COLUMNS, "--target", "acc:t", "--via", "task_loss:t",
+                             "--out", str(out)], capsys)
+    assert code == 0, err
+    assert f"{len(first)} at D = 0 (before training) left out" in stdout
+    data = json.loads(out.read_text())
+    assert data["untrained_rows"] == len(first) and data["step2"]["n_points"] == len(t) - len(first)
+
+
+def test_bundled_olmo_per_step_reads_its_stepless_row():
+    from scalinglab import data as bundled
+    from scalinglab.fitting.chain import drop_untrained
+    from scalinglab.runs.io import read_runs
+
+    table = read_runs(bundled.path("olmo_ladder/olmo_ladder_per_step.csv"), "params=N_nonembed,flops=compute_flops")
+    anneal = table[table["run"] == "peteish7_eval_anneal"]
+    assert len(anneal) == 1 and pd_isna(anneal["step"].iloc[0]) and anneal["tokens"].iloc[0] == pytest.approx(3.945e12, rel=1e-3)
+    kept, dropped = drop_untrained(table)
+    assert dropped == 2 and (kept["tokens"] > 0).all()  # the 7B and 13B runs' step-0 evaluations
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

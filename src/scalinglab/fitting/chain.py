@@ -77,6 +77,18 @@ class ChainConfig:
             raise InputError(f"--anchor: {self.anchor} must be two finite numbers VIA,TARGET with TARGET > 0")
 
 
+def drop_untrained(table: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Leave out evaluations at D = 0 tokens (the model before its first step; per-step exports such as W&B's
+    start with one). No law of (N, D) is defined there, step 1 reads final evaluations only and step 2
+    skips each run's earliest checkpoints; the count is kept in the result (``untrained_rows``)."""
+    if "tokens" not in table.columns:
+        return table, 0
+    zero = (pd.to_numeric(table["tokens"], errors="coerce") == 0).to_numpy()
+    if not zero.any():
+        return table, 0
+    return _subset(table, np.flatnonzero(~zero)), int(zero.sum())
+
+
 def final_rows(table: pd.DataFrame) -> np.ndarray:
     """Index (into ``table``) of each run's final evaluation: the row with the most tokens (then the last)."""
     order = np.lexsort((np.arange(len(table)), table["tokens"].to_numpy(float), table["run"].to_numpy()))
@@ -196,6 +208,7 @@ def fit_chain(table: pd.DataFrame, config: ChainConfig) -> ChainResult:
     source = str(table.attrs.get("source", "table"))
     law, link = get_law(config.law), get_law(config.link)
     needed = (*law.inputs, "run", config.via, config.target)
+    table, untrained = drop_untrained(table)
     table = validate(table, needed, source, positive=(config.via, config.target))
     check_target(table, config.target, source)
     if "flops" not in table.columns:
@@ -226,7 +239,7 @@ def fit_chain(table: pd.DataFrame, config: ChainConfig) -> ChainResult:
 
     result = ChainResult(target=config.target, via=config.via, law=config.law, link=config.link, step1=step1,
                          step2=step2, baseline=baseline, baseline_complement=complement, skip_fraction=config.skip_fraction,
-                         runs=int(finals["run"].nunique()), data_source=source)
+                         runs=int(finals["run"].nunique()), data_source=source, untrained_rows=untrained)
     if config.bootstrap:
         _bootstrap(result, finals, checkpoints, config)
     if held is not None:

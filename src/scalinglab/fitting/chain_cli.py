@@ -77,7 +77,8 @@ def print_chain(result) -> None:
 
     console.print(f"step 1: {result.law} (N, D) → {result.via}   [{result.runs} runs, final evaluations]")
     console.print(fit_table(result.step1))
-    console.print(f"step 2: {result.link} {result.via} → {result.target}   [{result.step2.n_points} evaluations]")
+    untrained = f"; {result.untrained_rows} at D = 0 (before training) left out" if result.untrained_rows else ""
+    console.print(f"step 2: {result.link} {result.via} → {result.target}   [{result.step2.n_points} evaluations{untrained}]")
     console.print(fit_table(result.step2))
     if result.baseline is not None:
         console.print(f"one-step baseline: {result.law} (N, D) → {result.target}")

@@ -43,6 +43,7 @@ class ChainResult:
     runs: int = 0
     holdout: dict[str, Any] | None = None
     data_source: str = ""
+    untrained_rows: int = 0  # evaluations at D = 0 (the model before training) left out of both steps
     scalinglab_version: str = __version__
 
     # -- forecasts --------------------------------------------------------------------------------------
@@ -94,7 +95,8 @@ class ChainResult:
                        "step1": self.step1.to_dict(), "step2": self.step2.to_dict(),
                        "baseline": self.baseline.to_dict() if self.baseline else None,
                        "baseline_complement": self.baseline_complement,
-                       "holdout": self.holdout, "scalinglab_version": self.scalinglab_version})
+                       "holdout": self.holdout, "untrained_rows": self.untrained_rows,
+                       "scalinglab_version": self.scalinglab_version})
 
     def save(self, path: str | Path) -> None:
         write_text_atomic(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
@@ -223,7 +225,14 @@ def from_dict(data: dict, where: str) -> ChainResult:
                        step2=step2, baseline=baseline, baseline_complement=data.get("baseline_complement") is True,
                        skip_fraction=float(data.get("skip_fraction", 0.0) or 0.0),
                        runs=int(data.get("runs", 0) or 0), holdout=holdout, data_source=str(data.get("data_source", "")),
+                       untrained_rows=_count(data.get("untrained_rows", 0), f"{where}.untrained_rows"),
                        scalinglab_version=str(data.get("scalinglab_version", "")))
+
+
+def _count(value, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(f"{where}: {value!r}, expected a count >= 0")
+    return value
 
 
 __all__ = ["ChainResult", "from_dict", "is_chain_file"]

@@ -12,7 +12,8 @@ with n_less = #{v ≠ g : P(v|c) < P(g|c)} and n_eq = #{v ≠ g : P(v|c) = P(g|c
 Like the entropy floor for the loss, it is the accuracy ceiling a perfect model reaches.
 
 **Cloze** (on any text, e.g. held-out Shakespeare): the context is ``context_lines`` consecutive lines,
-the gold choice the line that follows, the distractors lines drawn from elsewhere in the text.
+the gold choice the line that follows, the distractors lines drawn from elsewhere in the text, of about
+the gold line's length (so that the answer cannot be told by its length).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 from scalinglab.errors import InputError
 from scalinglab.ladder.synthetic import MarkovSource
 from scalinglab.ladder.tasks import TaskItem
+
+LENGTH_POOL = 8  # cloze: distractors are the closest in length among LENGTH_POOL · n_choices random lines
 
 
 def bayes_accuracy(source: MarkovSource, n_choices: int) -> float:
@@ -97,10 +100,13 @@ def cloze_block_items(texts: list[str], n_items: int, context_lines: int, n_choi
     for s in starts:
         nxt = s + context_lines
         gold_line = lines[nxt]
-        # distractors: other lines, none identical to the gold one (a repeated line would be a second right answer)
-        pool = np.array([i for i in rng.choice(len(lines), size=min(len(lines), 8 * n_choices), replace=False)
-                         if not s <= i <= nxt and lines[i] != gold_line])
-        uniq = list(dict.fromkeys(lines[i] for i in pool))[: n_choices - 1]
+        # Distractors: other lines (none identical to the gold one: that would be a second right answer), the
+        # closest in length among a random sample, so that neither the raw nor the per-byte likelihood can
+        # pick the answer by its length alone.
+        sample = rng.choice(len(lines), size=min(len(lines), LENGTH_POOL * n_choices), replace=False)
+        pool = [lines[i] for i in sample if not s <= i <= nxt and lines[i] != gold_line]
+        pool = sorted(dict.fromkeys(pool), key=lambda ln: abs(len(ln) - len(gold_line)))
+        uniq = pool[: n_choices - 1]
         if len(uniq) < n_choices - 1:
             raise InputError(f"cloze task: too few distinct lines for {n_choices} choices")
         gold = int(rng.integers(n_choices))
