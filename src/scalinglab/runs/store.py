@@ -17,6 +17,8 @@
     (the ladder's name), seed
     is_final    1 on the run's last evaluation (the end of its schedule), else 0
     params_total, floor (the exact irreducible loss of the synthetic corpus; NaN for text)
+    task_loss:<task>, acc:<task>, acc_norm:<task>   for ladders with ``tasks:`` (ladder/task_suite.py): the
+                task scores of that evaluation (NaN where a run did not score the task)
 
 Only runs whose status is ``done`` are returned unless ``include_unfinished=True``. By default only each
 run's final evaluation is returned (``final_only=True``): intermediate points of a cosine/WSD run are not
@@ -27,7 +29,10 @@ low (on the built-in synthetic ladder: E = 0.83 from all points vs 1.77 from fin
 Tables: ``runs`` (one row per run: status pending|running|done|failed, JSON config, counts, checkpoint
 paths, the step its last resume started from, error, and the lease: owner host and pid, last heartbeat,
 number of claims), ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed, and
-``noise_scale`` (run, step) → b_simple, the smoothed gradient noise scale (:func:`load_noise_scale`). Writers open
+``noise_scale`` (run, step) → b_simple, the smoothed gradient noise scale (:func:`load_noise_scale`), and
+``task_metrics`` (run, step, name) → value, one row per task metric of an evaluation (``acc:cloze``, ...).
+A resume deletes a run's rows of all three past the checkpoint it restarts from, so an evaluation is
+never lost nor stored twice. Writers open
 short transactions with a busy timeout, so several worker processes share one file; WAL keeps finished
 results intact when a process is killed at any moment.
 
