@@ -149,3 +149,22 @@ def pd_isna(value) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+@pytest.mark.parametrize(("command", "rows", "flat", "message"), [
+    ("fit", 3, False, "3 usable rows, but the law has 4 parameters to fit; need at least 5 rows"),
+    ("chain", None, True, "column 'acc:t' is constant (0.25 in all"),
+], ids=["link-fewer-points-than-parameters", "chain-constant-target"])
+def test_must_fail_cleanly(tmp_path, capsys, command, rows, flat, message):
+    from tests.fitting.test_chain import ladder
+
+    t = ladder(checkpoints=1)
+    t = t.iloc[:rows] if rows else t
+    if flat:
+        t = t.assign(**{"acc:t": 0.25})
+    p = tmp_path / "t.csv"
+    t.to_csv(p, index=False)
+    argv = (["fit", str(p), "--law", "sigmoid", "--target", "acc:t", "--x", "task_loss:t"] if command == "fit"
+            else ["chain", str(p), "--target", "acc:t", "--via", "task_loss:t"])
+    code, _, err = run(argv, capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
