@@ -27,6 +27,7 @@ from scalinglab.laws.registry import get_law
 from scalinglab.runs.io import read_runs
 
 TASK = {"synthetic": "next_token", "shakespeare": "cloze"}
+CHOICES = 4  # both example ladders ask 4-way questions
 
 
 def bayes_ceiling(table) -> tuple[float, float, int]:
@@ -110,6 +111,8 @@ def plot(results: list[dict], path: str) -> None:
                     mfc="white", capsize=3, label="chain prediction (95%)")
         if "ceiling" in r:
             ax.axhline(r["ceiling"][0], ls="--", color="grey", lw=1, label="Bayes ceiling (exact)")
+        else:
+            ax.axhline(1 / CHOICES, ls=":", color="grey", lw=1, label=f"chance (1/{CHOICES})")
         ax.set_xlabel(f"{via} (bits per byte of the correct choice)")
         ax.set_ylabel(target)
         ax.set_title(f"{r['kind']}: accuracy vs task loss")
