@@ -207,8 +207,11 @@ def demo_cmd(
 ) -> None:
     """Run the whole pipeline on embedded data: fit, intervals, forecast, plan, plot; then a small ladder."""
     from scalinglab.demo import run_demo
+    from scalinglab.extras import require_extra
     from scalinglab.paths import output_dir
 
+    if ladder:
+        require_extra("ladder")  # before the first part, not after it (--no-ladder needs only the core)
     run_demo(output_dir(out, "--out"), bootstrap=bootstrap, console=console, ladder=ladder)
 
 
