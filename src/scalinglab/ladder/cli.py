@@ -38,6 +38,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             scalinglab fit runs.db --law chinchilla
         """
         from scalinglab.errors import InputError
+        from scalinglab.extras import require_extra
+
+        if executor == "ray":
+            require_extra("ray")  # before any job starts
         from scalinglab.ladder.executors import printer, run_ladder
         from scalinglab.ladder.spec import load_spec
 
