@@ -17,9 +17,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from tests.cli_run import run
 
 from scalinglab import extras
-from tests.cli_run import run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "src" / "scalinglab" / "data"

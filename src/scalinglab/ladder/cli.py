@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from scalinglab.clikit import JSON_HELP
+
 __all__ = ["register"]
 
 
@@ -63,17 +65,29 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @ladder.command("status")
-    def status(store: Path = typer.Option(Path("runs.db"), "--store", help="SQLite run store.")) -> None:
-        """One line per run: status, N, D, last evaluation and loss.
+    def status(
+        store: Path = typer.Option(Path("runs.db"), "--store", help="SQLite run store."),
+        as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    ) -> None:
+        """One row per run: status, N, D, evaluations, last tokens and loss; counts by status.
 
         Example:
 
             scalinglab ladder status --store runs.db
-        """
-        from scalinglab.ladder.status import status_lines
 
-        for line in status_lines(store):
-            print(line)
+        --json prints an array of {run, status, N, D, evals, tokens, loss} (null where not evaluated yet).
+        """
+        from scalinglab.clikit import print_json
+        from scalinglab.console import stdout_console
+        from scalinglab.ladder.status import status_rows, status_table
+
+        rows = status_rows(store)
+        if as_json:
+            print_json(rows)
+        elif not rows:
+            print(f"{store}: no runs")
+        else:
+            stdout_console.print(status_table(rows, title=f"{store}: {len(rows)} runs"))
 
     @ladder.command("demo")
     def demo(
