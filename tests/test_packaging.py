@@ -187,3 +187,39 @@ def test_metadata_asks_for_a_torch_range_and_constraints_pin_the_build():
     pins = [line for line in (ROOT / "constraints.txt").read_text().splitlines() if line and not line.startswith("#")]
     assert "torch==2.13.0" in pins
     assert "-c constraints.txt" in (ROOT / ".ci" / "run").read_text()
+
+
+# Commands that write files or narrate a pipeline rather than print results (each prints the paths it wrote),
+# and ones whose results are already JSON or text that another tool owns.
+NO_JSON = {"version", "demo", "report", "ladder run", "ladder demo", "data gemstones", "data multipowerlaw",
+           "data quant-example", "quantize", "bench softmax"}
+
+
+def test_every_command_that_prints_results_takes_json():
+    from scalinglab.cli import _command
+
+    def leaves(cmd, path=()):
+        subs = getattr(cmd, "commands", None)
+        if subs is None:
+            yield " ".join(path), cmd
+            return
+        for name, sub in subs.items():
+            yield from leaves(sub, (*path, name))
+
+    missing = [name for name, cmd in leaves(_command()) if name not in NO_JSON
+               and not any("--json" in p.opts for p in cmd.params)]
+    assert missing == []
+
+
+def test_json_or_tables_sends_the_tables_to_stderr(capsys):
+    from scalinglab.clikit import json_or_tables
+
+    def body():
+        print("a table")
+        return [{"x": 1.5, "y": float("nan")}]
+
+    json_or_tables(True, body)
+    out, err = capsys.readouterr()
+    assert json.loads(out) == [{"x": 1.5, "y": None}] and err == "a table\n"
+    json_or_tables(False, body)
+    assert capsys.readouterr().out == "a table\n"

@@ -7,14 +7,16 @@ errors go to stderr). Without it, results are rich tables (:func:`table`), never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from rich.table import Table
 
-__all__ = ["JSON_HELP", "jsonable", "print_json", "table", "key_value_table"]
+__all__ = ["JSON_HELP", "jsonable", "print_json", "json_or_tables", "table", "key_value_table"]
 
 JSON_HELP = "Print one JSON document on stdout (an object, or an array of rows) instead of the tables."
 
@@ -37,6 +39,17 @@ def jsonable(obj: Any) -> Any:
 def print_json(obj: Any) -> None:
     """Print ``obj`` as one strict JSON document on stdout."""
     print(json.dumps(jsonable(obj), indent=2, allow_nan=False))
+
+
+def json_or_tables(as_json: bool, body: Callable[[], Any]) -> Any:
+    """Run a command's ``body`` (which prints its own tables and returns its results); with ``--json`` its
+    prints go to stderr and the results are printed as JSON on stdout."""
+    if not as_json:
+        return body()
+    with contextlib.redirect_stdout(sys.stderr):
+        result = body()
+    print_json(result)
+    return result
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None,

@@ -218,11 +218,14 @@ def demo_cmd(
 def bench_fit_cmd(
     starts_fraction: Annotated[float, typer.Option(help="Fraction of the grid the slow loop runs (1 = all).")] = 1.0,
     n_boot: Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits to time.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timed rows as a JSON array (the "
+                                                         "tables go to stderr).")] = False,
 ) -> None:
     """Batched multi-start fit vs a plain scipy loop on the same grid and data; bootstrap timing."""
+    from scalinglab.clikit import json_or_tables
     from scalinglab.fitting.benchmark import run_fit_benchmark
 
-    run_fit_benchmark(console, starts_fraction=starts_fraction, n_boot=n_boot)
+    json_or_tables(as_json, lambda: run_fit_benchmark(console, starts_fraction=starts_fraction, n_boot=n_boot))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

@@ -110,6 +110,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def bench_train(
         seconds: float = typer.Option(10.0, "--seconds", help="Timed seconds per configuration."),
         quick: bool = typer.Option(False, "--quick", help="2 s per configuration, 2 repeats (a couple of minutes)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the timed rows as a JSON array (the table goes "
+                                                          "to stderr)."),
     ) -> None:
         """Training tokens/s: our trainer vs a minimal PyTorch GPT loop, fp32, bf16 and auto, and % of matmul peak.
 
@@ -117,6 +119,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
             scalinglab bench train --seconds 10
         """
+        from scalinglab.clikit import json_or_tables
         from scalinglab.ladder.bench import main as bench_main
 
-        bench_main(seconds=2.0, repeats=2) if quick else bench_main(seconds=seconds)
+        json_or_tables(as_json, lambda: bench_main(seconds=2.0, repeats=2) if quick else bench_main(seconds=seconds))

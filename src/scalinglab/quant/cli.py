@@ -69,11 +69,14 @@ def evaluate_cmd(
 def bench_int8_cmd(
     quick: bool = typer.Option(False, "--quick", help="Two small shapes only (a smoke run)."),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: leave as is)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the timed rows as a JSON array (the table goes "
+                                                      "to stderr)."),
 ) -> None:
     """fp32 vs bf16 vs our W8A8 and LLM.int8 linear, d = 768…4096, M = 1…2048 (benchmarks/int8_linear.py)."""
+    from scalinglab.clikit import json_or_tables
     from scalinglab.quant.bench import run_int8_bench
 
-    run_int8_bench(quick=quick, threads=threads)
+    json_or_tables(as_json, lambda: run_int8_bench(quick=quick, threads=threads))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
