@@ -79,15 +79,16 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         """
         from scalinglab.clikit import print_json
         from scalinglab.console import stdout_console
-        from scalinglab.ladder.status import status_rows, status_table
+        from scalinglab.ladder.status import status_lines, status_rows, status_table
 
         rows = status_rows(store)
         if as_json:
             print_json(rows)
-        elif not rows:
-            print(f"{store}: no runs")
-        else:
+            return
+        if rows:
             stdout_console.print(status_table(rows, title=f"{store}: {len(rows)} runs"))
+        for line in status_lines(store)[1 + len(rows):] if rows else status_lines(store):
+            print(line)  # the summary lines under the per-run lines (counts by status, ...)
 
     @ladder.command("demo")
     def demo(

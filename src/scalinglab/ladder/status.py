@@ -8,18 +8,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["status_rows", "status_lines", "status_table"]
-
-COLUMNS = ("run", "status", "N", "D", "evals", "tokens", "loss")
+__all__ = ["status_lines", "status_rows", "status_table"]
 
 
-def status_rows(store_path: str | Path) -> list[dict]:
-    """One dict per run: run, status (``stale`` for a dead lease), N, D target, evaluations, last tokens and loss."""
+def status_lines(store_path: str | Path) -> list[str]:
+    """Header, one line per run (status, N, D target, evaluations, last loss), then counts by status."""
     from scalinglab.runs.lease import lease_live
     from scalinglab.runs.store import RunStore
 
     path = Path(store_path)
     with RunStore(path, readonly=True) as store:
+        runs, metrics = store.runs(), store.metrics()
+    if runs.empty:
+        return [f"{path}: no runs"]
+    last = metrics.groupby("run").last() if not metrics.empty else None
+    width = max(len(r) for r in runs["run"])
+    lines = [f"{'run':<{width}}  {'status':<8} {'N':>10} {'D':>10} {'evals':>5} {'tokens':>10} {'loss':>8}"]
+    for row in runs.itertuples():
+        status = row.status
+        if status == "running" and not lease_live(*(getattr(row, c, None) for c in ("owner_host", "owner_pid",
+                                                                                    "heartbeat"))):
+            status = "stale"
+        n_evals = int((metrics["run"] == row.run).sum()) if not metrics.empty else 0
+        has = last is not None and row.run in last.index
+        tokens = f"{int(last.loc[row.run, 'tokens']):>10d}" if has else f"{'-':>10}"
+        loss = f"{last.loc[row.run, 'loss']:>8.4f}" if has else f"{'-':>8}"
+        lines.append(f"{row.run:<{width}}  {status:<8} {int(row.params):>10d} {int(row.tokens_target):>10d} {n_evals:>5d} "
+                     f"{tokens} {loss}")
+    counts = runs["status"].value_counts()
+    lines.append(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return lines
+
+
+COLUMNS = ("run", "status", "N", "D", "evals", "tokens", "loss")
+
+
+def status_rows(store_path: str | Path) -> list[dict]:
+    """One dict per run (``status_lines``' rows as data): run, status (``stale`` for a dead lease), N, D
+    target, evaluations, last evaluation's tokens and loss (None before the first)."""
+    from scalinglab.runs.lease import lease_live
+    from scalinglab.runs.store import RunStore
+
+    with RunStore(Path(store_path), readonly=True) as store:
         runs, metrics = store.runs(), store.metrics()
     last = metrics.groupby("run").last() if not metrics.empty else None
     rows = []
@@ -36,33 +66,10 @@ def status_rows(store_path: str | Path) -> list[dict]:
     return rows
 
 
-def _counts(rows: list[dict]) -> str:
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
 def status_table(rows: list[dict], title: str):
-    """The rows as a rich table, the counts by status as its caption."""
+    """The rows as a rich table."""
     from scalinglab.clikit import table
 
     cells = [[r["run"], r["status"], r["N"], r["D"], r["evals"], r["tokens"],
               None if r["loss"] is None else f"{r['loss']:.4f}"] for r in rows]
-    t = table(COLUMNS, cells, title=title, right=COLUMNS[2:])
-    t.caption, t.caption_justify = _counts(rows), "left"
-    return t
-
-
-def status_lines(store_path: str | Path) -> list[str]:
-    """Header, one line per run (status, N, D target, evaluations, last loss), then counts by status."""
-    rows = status_rows(store_path)
-    if not rows:
-        return [f"{Path(store_path)}: no runs"]
-    width = max(len(r["run"]) for r in rows)
-    lines = ["  ".join([f"{'run':<{width}}", *COLUMNS[1:]])]
-    for r in rows:
-        lines.append("  ".join([f"{r['run']:<{width}}", r["status"], *("-" if r[c] is None else str(r[c])
-                                                                       for c in COLUMNS[2:])]))
-    lines.append(_counts(rows))
-    return lines
+    return table(COLUMNS, cells, title=title, right=COLUMNS[2:])
