@@ -153,7 +153,8 @@ def test_a_missing_module_outside_the_extras_is_not_blamed_on_an_extra():
     assert extras.extra_for("fit", "pandas") is None
     assert extras.extra_for("ladder run", "torch.nn") == "ladder"
     assert extras.extra_for("bench int8", "transformers") == "quant"
-    assert extras.extra_for("bench train", "torch") == "quant"
+    assert extras.extra_for("bench softmax", "torch") == "quant"
+    assert extras.extra_for("bench train", "torch") == "ladder"
     assert extras.extra_for("ladder run", "ray") == "ray"
     assert extras.extra_for("something-new", "torch") == "all"
     with pytest.raises(extras.MissingExtra) as exc:

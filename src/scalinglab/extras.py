@@ -33,6 +33,7 @@ COMMAND_EXTRAS: dict[str, str] = {
     "evaluate": "quant",
     "doctor": "quant",
     "bench": "quant",
+    "bench train": "ladder",
     "data quant-example": "quant",
 }
 
