@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from scalinglab import __version__
 from scalinglab.errors import EXIT_BAD_INPUT, InputError
+from scalinglab.extras import MissingExtra, extra_for, is_installed, message
 
 app = typer.Typer(
     name="scalinglab",
@@ -37,10 +38,36 @@ app.add_typer(bench_app, name="bench")
 err_console = Console(stderr=True)
 
 
+def package_version() -> str:
+    """The installed distribution's version (its metadata), or the source tree's when run uninstalled."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("scalinglab")
+    except PackageNotFoundError:
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(package_version())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print the scalinglab version and exit."),
+) -> None:
+    # No docstring: the app's help stays the root help. Commands that print results take --json: one
+    # JSON object (or array) on stdout instead of the tables; progress and errors go to stderr.
+    pass
+
+
 @app.command()
 def version() -> None:
-    """Print the scalinglab version."""
-    print(__version__)
+    """Print the scalinglab version (the same as `scalinglab --version`)."""
+    print(package_version())
 
 
 def _register_subsystems() -> None:
@@ -68,8 +95,27 @@ def _error_line(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
 
 
+def command_words(argv: list[str]) -> str:
+    """The subcommand that ``argv`` names, e.g. "ladder run" (as far as the command tree resolves it)."""
+    cmd, words = _command(), []
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        sub = getattr(cmd, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        cmd = sub
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app; bad input (ours or the option parser's) → one line on stderr, exit status 2."""
+    """Entry point: run the app; bad input (ours or the option parser's) → one line on stderr, exit status 2.
+
+    So does a command whose optional extra is missing: one line naming the extra to install (see
+    :mod:`scalinglab.extras`).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:  # typer >= 0.20 vendors click (Abort lives in typer.exceptions); older typer uses click itself
         from typer._click import exceptions as click
         from typer.exceptions import Abort
@@ -81,6 +127,17 @@ def main(argv: list[str] | None = None) -> None:
         code = _command().main(args=argv, prog_name="scalinglab", standalone_mode=False)
     except InputError as exc:
         _error_line(str(exc))
+        sys.exit(EXIT_BAD_INPUT)
+    except MissingExtra as exc:
+        _error_line(message(command_words(argv), exc.extra))
+        sys.exit(EXIT_BAD_INPUT)
+    except ModuleNotFoundError as exc:
+        root = (exc.name or "").split(".")[0]
+        words = command_words(argv)
+        extra = extra_for(words, root) if root and not is_installed(root) else None
+        if extra is None:
+            raise
+        _error_line(message(words, extra))
         sys.exit(EXIT_BAD_INPUT)
     except click.NoArgsIsHelpError as exc:
         exc.show()  # a bare group name: its help, as before

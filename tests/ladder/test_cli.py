@@ -1,5 +1,7 @@
 """CLI: `ladder run` / `ladder status` through the root app; bad specs exit 2 with one line."""
 
+import json
+
 import pytest
 import yaml
 
@@ -26,7 +28,12 @@ def test_run_then_status(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["ladder", "status", "--store", str(store)])
     out = capsys.readouterr().out
-    assert "cli/d8-L1-h1/D1.02e+03/lr0.003/s0  done" in out and "done: 1" in out
+    assert "cli/d8-L1-h1/D1.02e+03/lr0.003/s0" in out and "done: 1" in out
+    with pytest.raises(SystemExit):
+        main(["ladder", "status", "--store", str(store), "--json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["run"] == "cli/d8-L1-h1/D1.02e+03/lr0.003/s0" and row["status"] == "done" and row["evals"] >= 1
+    assert row["tokens"] > 0 and 0 < row["loss"] < 10
 
 
 def test_bad_spec_exits_2(tmp_path, capsys):

@@ -207,19 +207,25 @@ def demo_cmd(
 ) -> None:
     """Run the whole pipeline on embedded data: fit, intervals, forecast, plan, plot; then a small ladder."""
     from scalinglab.demo import run_demo
+    from scalinglab.extras import require_extra
     from scalinglab.paths import output_dir
 
+    if ladder:
+        require_extra("ladder")  # before the first part, not after it (--no-ladder needs only the core)
     run_demo(output_dir(out, "--out"), bootstrap=bootstrap, console=console, ladder=ladder)
 
 
 def bench_fit_cmd(
     starts_fraction: Annotated[float, typer.Option(help="Fraction of the grid the slow loop runs (1 = all).")] = 1.0,
     n_boot: Annotated[int, typer.Option("--bootstrap", help="Bootstrap refits to time.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timed rows as a JSON array (the "
+                                                         "tables go to stderr).")] = False,
 ) -> None:
     """Batched multi-start fit vs a plain scipy loop on the same grid and data; bootstrap timing."""
+    from scalinglab.clikit import json_or_tables
     from scalinglab.fitting.benchmark import run_fit_benchmark
 
-    run_fit_benchmark(console, starts_fraction=starts_fraction, n_boot=n_boot)
+    json_or_tables(as_json, lambda: run_fit_benchmark(console, starts_fraction=starts_fraction, n_boot=n_boot))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

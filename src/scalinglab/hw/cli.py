@@ -99,8 +99,39 @@ def doctor_cmd(
 
         ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 scalinglab doctor
     """
+    from scalinglab.extras import is_installed
+
+    if not is_installed("torch"):  # the core install: the CPU is known, the speeds need torch to measure
+        report = cpu_only_report()
+        print(json.dumps(report, indent=1) if as_json else format_cpu_only(report))
+        return
     report = doctor_report(recalibrate=recalibrate)
     print(json.dumps(report, indent=1) if as_json else format_report(report))
+
+
+def cpu_only_report() -> dict:
+    """What a machine without torch can tell: the CPU and its instruction sets (no measurements, no choices)."""
+    import os
+    import platform
+
+    from scalinglab.hw.capabilities import ENV_OVERRIDES, RELEVANT_FLAGS, _cpuinfo, effective_flags
+
+    model, cpu_flags = _cpuinfo()
+    env = {k: os.environ[k] for k in ENV_OVERRIDES if os.environ.get(k)}
+    return {"capabilities": {"cpu_model": model, "arch": platform.machine(), "torch_version": None,
+                             "cpu_flags": [f for f in RELEVANT_FLAGS if f in cpu_flags],
+                             "flags": list(effective_flags(cpu_flags, env, "")), "env": env},
+            "missing": "torch: measured speeds and the int8/bf16 choices need the [quant] extra: "
+                       "pip install 'scalinglab[quant]'"}
+
+
+def format_cpu_only(r: dict) -> str:
+    caps = r["capabilities"]
+    env = " ".join(f"{k}={v}" for k, v in caps["env"].items())
+    return "\n".join([f"CPU            {caps['cpu_model']} ({caps['arch']})",
+                      f"instructions   {' '.join(caps['flags']) or '-'}",
+                      f"environment    {env or '(no caps set)'}",
+                      f"not measured   {r['missing']}"])
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:

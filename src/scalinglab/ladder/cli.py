@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from scalinglab.clikit import JSON_HELP
+
 __all__ = ["register"]
 
 
@@ -38,6 +40,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             scalinglab fit runs.db --law chinchilla
         """
         from scalinglab.errors import InputError
+        from scalinglab.extras import require_extra
+
+        if executor == "ray":
+            require_extra("ray")  # before any job starts
         from scalinglab.ladder.executors import printer, run_ladder
         from scalinglab.ladder.spec import load_spec
 
@@ -59,17 +65,30 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             raise typer.Exit(1)
 
     @ladder.command("status")
-    def status(store: Path = typer.Option(Path("runs.db"), "--store", help="SQLite run store.")) -> None:
-        """One line per run: status, N, D, last evaluation and loss.
+    def status(
+        store: Path = typer.Option(Path("runs.db"), "--store", help="SQLite run store."),
+        as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    ) -> None:
+        """One row per run: status, N, D, evaluations, last tokens and loss; counts by status.
 
         Example:
 
             scalinglab ladder status --store runs.db
-        """
-        from scalinglab.ladder.status import status_lines
 
-        for line in status_lines(store):
-            print(line)
+        --json prints an array of {run, status, N, D, evals, tokens, loss} (null where not evaluated yet).
+        """
+        from scalinglab.clikit import print_json
+        from scalinglab.console import stdout_console
+        from scalinglab.ladder.status import status_lines, status_rows, status_table
+
+        rows = status_rows(store)
+        if as_json:
+            print_json(rows)
+            return
+        if rows:
+            stdout_console.print(status_table(rows, title=f"{store}: {len(rows)} runs"))
+        for line in status_lines(store)[1 + len(rows):] if rows else status_lines(store):
+            print(line)  # the summary lines under the per-run lines (counts by status, ...)
 
     @ladder.command("demo")
     def demo(
@@ -92,6 +111,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     def bench_train(
         seconds: float = typer.Option(10.0, "--seconds", help="Timed seconds per configuration."),
         quick: bool = typer.Option(False, "--quick", help="2 s per configuration, 2 repeats (a couple of minutes)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the timed rows as a JSON array (the table goes "
+                                                          "to stderr)."),
     ) -> None:
         """Training tokens/s: our trainer vs a minimal PyTorch GPT loop, fp32, bf16 and auto, and % of matmul peak.
 
@@ -99,6 +120,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
             scalinglab bench train --seconds 10
         """
+        from scalinglab.clikit import json_or_tables
         from scalinglab.ladder.bench import main as bench_main
 
-        bench_main(seconds=2.0, repeats=2) if quick else bench_main(seconds=seconds)
+        json_or_tables(as_json, lambda: bench_main(seconds=2.0, repeats=2) if quick else bench_main(seconds=seconds))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["status_lines"]
+__all__ = ["status_lines", "status_rows", "status_table"]
 
 
 def status_lines(store_path: str | Path) -> list[str]:
@@ -38,3 +38,38 @@ def status_lines(store_path: str | Path) -> list[str]:
     counts = runs["status"].value_counts()
     lines.append(", ".join(f"{k}: {v}" for k, v in counts.items()))
     return lines
+
+
+COLUMNS = ("run", "status", "N", "D", "evals", "tokens", "loss")
+
+
+def status_rows(store_path: str | Path) -> list[dict]:
+    """One dict per run (``status_lines``' rows as data): run, status (``stale`` for a dead lease), N, D
+    target, evaluations, last evaluation's tokens and loss (None before the first)."""
+    from scalinglab.runs.lease import lease_live
+    from scalinglab.runs.store import RunStore
+
+    with RunStore(Path(store_path), readonly=True) as store:
+        runs, metrics = store.runs(), store.metrics()
+    last = metrics.groupby("run").last() if not metrics.empty else None
+    rows = []
+    for row in runs.itertuples():
+        status = row.status
+        if status == "running" and not lease_live(*(getattr(row, c, None) for c in ("owner_host", "owner_pid",
+                                                                                    "heartbeat"))):
+            status = "stale"
+        has = last is not None and row.run in last.index
+        rows.append({"run": row.run, "status": status, "N": int(row.params), "D": int(row.tokens_target),
+                     "evals": int((metrics["run"] == row.run).sum()) if not metrics.empty else 0,
+                     "tokens": int(last.loc[row.run, "tokens"]) if has else None,
+                     "loss": float(last.loc[row.run, "loss"]) if has else None})
+    return rows
+
+
+def status_table(rows: list[dict], title: str):
+    """The rows as a rich table."""
+    from scalinglab.clikit import table
+
+    cells = [[r["run"], r["status"], r["N"], r["D"], r["evals"], r["tokens"],
+              None if r["loss"] is None else f"{r['loss']:.4f}"] for r in rows]
+    return table(COLUMNS, cells, title=title, right=COLUMNS[2:])

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
 
 from scalinglab.laws.base import Law
 
@@ -92,6 +91,9 @@ def reconstruct(run: np.ndarray, step: np.ndarray, lr: np.ndarray, with_warmup: 
 
 def annealing_area(eta: np.ndarray, lam: float = TISSUE_LAMBDA) -> np.ndarray:
     """S2 per step (Tissue et al. 2024, Eq. 1): m_k = λ·m_{k−1} + (η_{k−1} − η_k), S2 = cumsum(m)."""
+    # Imported here: scipy.signal (and the scipy.stats it pulls in) adds 0.38 s of CPU to the fit path.
+    from scipy.signal import lfilter
+
     d_eta = np.concatenate([[0.0], -np.diff(eta)])
     m = lfilter([1.0], [1.0, -lam], d_eta)
     return np.cumsum(m)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from scalinglab.clikit import JSON_HELP
 from scalinglab.quant.config import OUTLIER_THRESHOLD
 
 __all__ = ["register"]
@@ -49,7 +50,7 @@ def evaluate_cmd(
     seq_len: int = typer.Option(0, "--seq-len", help="Tokens per sequence (0: the model's context)."),
     max_seqs: int = typer.Option(0, "--max-seqs", help="Cap on evaluated sequences (0: all)."),
     dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (float checkpoints only)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when torch sees a GPU) | cpu | cuda."),
 ) -> None:
     """Perplexity, measured weight bytes, tokens, latency and throughput of a checkpoint."""
@@ -59,18 +60,23 @@ def evaluate_cmd(
     if as_json:
         print(json.dumps(res))
     else:
-        for k, v in res.items():
-            print(f"{k:>18}: {v}")
+        from scalinglab.clikit import key_value_table
+        from scalinglab.console import stdout_console
+
+        stdout_console.print(key_value_table(res, title=str(model_dir)))
 
 
 def bench_int8_cmd(
     quick: bool = typer.Option(False, "--quick", help="Two small shapes only (a smoke run)."),
     threads: int = typer.Option(0, "--threads", help="torch threads (0: leave as is)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the timed rows as a JSON array (the table goes "
+                                                      "to stderr)."),
 ) -> None:
     """fp32 vs bf16 vs our W8A8 and LLM.int8 linear, d = 768…4096, M = 1…2048 (benchmarks/int8_linear.py)."""
+    from scalinglab.clikit import json_or_tables
     from scalinglab.quant.bench import run_int8_bench
 
-    run_int8_bench(quick=quick, threads=threads)
+    json_or_tables(as_json, lambda: run_int8_bench(quick=quick, threads=threads))
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
