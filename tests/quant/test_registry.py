@@ -78,7 +78,7 @@ def test_from_dict_refuses_in_one_line(d, needle):
 
 
 def test_config_for_maps_cli_options():
-    assert method_names() == ("rtn", "llm.int8", "smoothquant", "outliertune")
+    assert method_names() == ("rtn", "llm.int8", "smoothquant", "outliertune", "weight_only")
     assert config_for("rtn", bits=4) == RTNConfig(bits_w=4, bits_a=4)
     assert config_for("rtn", per_tensor=True) == RTNConfig(w_granularity="tensor", a_granularity="tensor")
     assert config_for("smoothquant", bits=6, alpha=0.7, per_tensor=True) == \

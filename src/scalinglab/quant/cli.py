@@ -3,6 +3,7 @@
 Examples:
     scalinglab quantize out/gpt2-shk --method llm.int8 --calib out/gpt2-shk/calib.txt --out out/gpt2-int8 --analyze
     scalinglab quantize out/gpt2-shk --method outliertune --bits 6 --calib calib.txt --out out/gpt2-ot6
+    scalinglab quantize out/gpt2-shk --method rtn --activations none --bits 4 --group-size 128 --out out/gpt2-w4
     scalinglab evaluate out/gpt2-int8 --data out/gpt2-shk/valid.txt --json
     scalinglab bench int8 --quick
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.methods import DEFAULT as DEFAULT_METHOD
 from scalinglab.quant.registry import method_names
 
@@ -39,7 +41,6 @@ def quantize_cmd(
     analyze: bool = typer.Option(False, "--analyze", help="Print the per-layer outlier table."),
 ) -> None:
     """Quantize a checkpoint post-training and save it (safetensors + quantization.json)."""
-    from scalinglab.quant.config import OUTLIER_THRESHOLD
     from scalinglab.quant.pipeline import quantize_dir
     from scalinglab.quant.registry import config_for
 

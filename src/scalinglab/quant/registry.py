@@ -51,7 +51,9 @@ class Method:
 class RuntimeModule:
     """A module class a quantized checkpoint may hold, keyed by ``kind`` in ``quantization.json``.
 
-    spec(module) → dict; check(name, spec, float_module, where) raises InputError; build(spec) → empty module.
+    spec(module) → dict; check(name, spec, float_module, where) raises InputError; build(spec) → empty
+    module; validate(name, module, where), optional: checks of the loaded tensors beyond name, shape,
+    dtype and finiteness (which every load checks), e.g. codes within the bit width.
     """
 
     kind: str
@@ -59,6 +61,7 @@ class RuntimeModule:
     spec: Callable[[Any], dict]
     check: Callable[[str, Any, Any, str], None]
     build: Callable[[dict], Any]
+    validate: Callable[[str, Any, str], None] | None = None
 
 
 _BY_CONFIG: dict[type, Method] = {}
