@@ -79,6 +79,10 @@ def register(method: Method) -> Method:
 
 
 def register_runtime(rt: RuntimeModule) -> RuntimeModule:
+    """Register a run-time module kind once, in the module that owns it (a second registration of the same
+    kind would silently replace its checks, so it is an error)."""
+    if rt.kind in _RUNTIME and _RUNTIME[rt.kind] is not rt:
+        raise ValueError(f"run-time kind {rt.kind!r} is registered twice; register it in one module only")
     _RUNTIME[rt.kind] = rt
     return rt
 
@@ -100,6 +104,8 @@ def _register_quant_linear() -> None:
     from scalinglab.quant.checks import check_module_spec
     from scalinglab.quant.linear import QuantLinear
 
+    if "QuantLinear" in _RUNTIME:
+        return
     register_runtime(RuntimeModule(kind="QuantLinear", cls=QuantLinear, spec=lambda m: m.spec(),
                                    check=check_module_spec, build=lambda spec: QuantLinear(**spec)))
 
