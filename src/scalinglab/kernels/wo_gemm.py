@@ -2,7 +2,7 @@
 
 Ŵ = (q − z)·s per (output row, group) (kernels/wo_format.py). Two paths:
 
-- **decode** (M ≤ ``SMALL_M`` rows of x: GEMV-like, memory-bound): one numba loop nest, output rows
+- **decode** (M ≤ ``SMALL_M`` = 8 rows of x: GEMV-like, memory-bound): one numba loop nest, output rows
   split over threads. For each (row n, group j) it unpacks the g codes once into a g-float scratch
   (``q − z``, exact small integers), takes the dot product with each of the M input rows' slice and adds
   ``s·dot`` to the accumulators. The scratch stays in L1, so every weight byte is read from memory once
@@ -26,7 +26,7 @@ from scalinglab.kernels.wo_format import dequantize_groupwise
 
 __all__ = ["SMALL_M", "TILE_BYTES", "wo_matmul", "wo_matmul_reference"]
 
-SMALL_M = 16  # up to here the decode kernel; above, tiles + GEMM (benchmarks/weight_only.py measures both)
+SMALL_M = 8  # up to here the decode kernels; above, tiles + GEMM (measured: decode ahead at M = 4, tiles at 16)
 TILE_BYTES = 1 << 19  # float tile per GEMM call: 512 KiB stays in this CPU's 1 MiB L2
 ROWS_PER_TASK = 16  # output rows per parallel task of the decode kernel
 
@@ -103,7 +103,7 @@ def _gemv(x, codes, scales, zeros, bias, has_bias, bits, g, y):  # pragma: no co
 
 @numba.njit(parallel=True, **_JIT)
 def _gemm_small(x, codes, scales, zeros, bias, has_bias, bits, g, y):  # pragma: no cover - compiled
-    """2 ≤ M ≤ SMALL_M: unpack two output rows to floats (L1-resident), then dot them with the input
+    """M ≥ 2 (decode path): unpack two output rows to floats (L1-resident), then dot them with the input
     rows four at a time — each loaded x value feeds two FMAs, each weight value four."""
     m_rows, kp = x.shape
     n_out, n_groups = scales.shape

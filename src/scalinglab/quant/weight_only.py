@@ -31,11 +31,12 @@ from torch import nn
 from scalinglab.errors import InputError
 from scalinglab.kernels import wo_format as F
 from scalinglab.kernels import wo_torch as T
-from scalinglab.kernels.wo_gemm import SMALL_M, wo_matmul
+from scalinglab.kernels.wo_gemm import wo_matmul
 
 __all__ = ["WeightOnlyLinear", "check_tensors", "FORMAT"]
 
 FORMAT = "scalinglab.wo-asym-g.v1"  # codes/scales/zeros layout of kernels/wo_format.py
+TORCH_INT4_MAX_M = 16  # torch's int4 kernel up to this many rows: its time grows ~linearly with M
 _MAX_DIM = 1 << 24  # no linear layer has more inputs or outputs: a spec beyond it is not ours
 
 
@@ -207,7 +208,7 @@ class WeightOnlyLinear(nn.Module):
             w = self.dequantize().to(x.dtype)
             b = None if self.bias is None else self.bias.to(x.dtype)
             y = torch.nn.functional.linear(x2, w, b)
-        elif x2.dtype == torch.bfloat16 and 0 < x2.shape[0] <= SMALL_M and self._torch_eligible():
+        elif x2.dtype == torch.bfloat16 and 0 < x2.shape[0] <= TORCH_INT4_MAX_M and self._torch_eligible():
             packed, sz = self._to_torch_int4()
             y = T.int4_mm(x2.contiguous(), packed, self.g, sz)
             if self.bias is not None:
