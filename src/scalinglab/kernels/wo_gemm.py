@@ -2,11 +2,12 @@
 
 Ŵ = (q − z)·s per (output row, group) (kernels/wo_format.py). Two paths:
 
-- **decode** (M ≤ ``SMALL_M`` = 8 rows of x: GEMV-like, memory-bound): one numba loop nest, output rows
-  split over threads. For each (row n, group j) it unpacks the g codes once into a g-float scratch
-  (``q − z``, exact small integers), takes the dot product with each of the M input rows' slice and adds
-  ``s·dot`` to the accumulators. The scratch stays in L1, so every weight byte is read from memory once
-  per call: at 4 bits that is 4× less traffic than bf16 — where weight-only quantization pays.
+- **decode** (M ≤ ``SMALL_M`` = 8 rows of x: GEMV-like, memory-bound), numba, output rows split over
+  threads. M = 1: per (row n, group j) ``Σ_t x_t·(q_t − z)`` straight from the packed bytes (two
+  contiguous runs of x per byte vector at 4 bits), times s — every weight byte is read once, a quarter
+  of bf16's traffic at 4 bits, which is where weight-only quantization pays. M ≥ 2: two output rows are
+  unpacked to floats in L1 and dotted with four input rows at a time (each x load feeds two FMAs, each
+  weight load four), one reduction per (row, input) instead of one per group.
 - **tiled** (larger M: compute-bound): dequantize a tile of output rows into a small float buffer
   (fp32, or bf16 for bf16 activations, rounded to nearest even) and hand it to torch's GEMM
   (``torch.mm``), tile after tile; only one tile of floats (about ``TILE_BYTES``) exists at a time.
