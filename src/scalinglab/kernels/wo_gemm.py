@@ -9,7 +9,7 @@
   unpacked to floats in L1 and dotted with four input rows at a time (each x load feeds two FMAs, each
   weight load four), one reduction per (row, input) instead of one per group.
 - **tiled** (larger M: compute-bound): dequantize a tile of output rows into a small float buffer
-  (fp32, or bf16 for bf16 activations, rounded to nearest even) and hand it to torch's GEMM
+  (fp32, or bf16 for bf16 activations on CPUs with native bf16 products, rounded to nearest even) and hand it to torch's GEMM
   (``torch.mm``), tile after tile; only one tile of floats (about ``TILE_BYTES``) exists at a time.
 
 Inputs are fp32 or bf16 (fp16 is computed in fp32); the output has the input's dtype. The decode path
@@ -18,6 +18,8 @@ accumulates in fp32 whatever the input; the tiled path accumulates as torch's GE
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -185,6 +187,16 @@ def _dequant_rows_bf16(codes, scales, zeros, bits, g, n0, out):  # pragma: no co
             o[t] = np.uint16((u[t] + np.uint32(0x7FFF) + ((u[t] >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
 
 
+@functools.cache
+def _fast_bf16_gemm() -> bool:
+    """bf16 tiles only where the CPU multiplies bf16 natively (AVX-512 BF16 / AMX); without it, oneDNN's
+    bf16 GEMM measured 3–4× slower than fp32 at M = 256 (AVX2 emulation), so tiles are fp32 there."""
+    from scalinglab.hw.capabilities import detect
+
+    cap = detect()
+    return cap.has("avx512_bf16") or cap.has("amx_bf16")
+
+
 def _check_shapes(x, codes, scales, zeros, bias, bits, g) -> None:
     """The compiled loops do not bounds-check: a mismatch here would read out of bounds."""
     n, n_groups = scales.shape
@@ -225,7 +237,7 @@ def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros:
         kernel = _gemv if m == 1 else _gemm_small
         kernel(xf.numpy(), c, s16, z, b.numpy(), bias is not None, bits, g, y.numpy())
         return y if dtype == torch.float32 else y.to(dtype)
-    bf16 = dtype == torch.bfloat16
+    bf16 = dtype == torch.bfloat16 and _fast_bf16_gemm()
     cd = torch.bfloat16 if bf16 else torch.float32
     xc = x.detach().to(cd)
     if kp != k:
