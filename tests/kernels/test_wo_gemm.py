@@ -88,7 +88,7 @@ def _tolerance(x: torch.Tensor, w_hat: torch.Tensor, rel: float) -> torch.Tensor
 
 
 @pytest.mark.parametrize("m", [1, 3, 16, 257], ids=["M1", "M3", "M16", "M257"])
-@pytest.mark.parametrize("group_size", GROUPS, ids=GROUP_IDS)
+@pytest.mark.parametrize("group_size", [32, 128, 0], ids=["g32", "g128", "per-channel"])
 @pytest.mark.parametrize("bits", BITS, ids=BIT_IDS)
 def test_dequant_matmul_matches_reference(bits, group_size, m, gen):
     for k in IN_FEATURES:
@@ -130,3 +130,17 @@ def test_mismatched_buffers_are_refused_before_the_kernel_runs(gen):
         wo_matmul(torch.randn(2, 96), packed, s, z, None, 4, g)
     with pytest.raises(ValueError, match="float16"):
         wo_matmul(x, packed, s.float(), z, None, 4, g)
+
+
+def test_bf16_tiles_fall_back_to_fp32_without_native_bf16(monkeypatch, gen):
+    """Without native bf16 products the tiles are fp32: only the output is rounded to bf16."""
+    from scalinglab.kernels import wo_gemm
+
+    monkeypatch.setattr(wo_gemm, "_fast_bf16_gemm", lambda: False)
+    w = torch.randn(40, 200, generator=gen)
+    packed, s, z, g, _ = _quantized(w, 4, 64)
+    xb = torch.randn(20, 200, generator=gen).bfloat16()
+    y = wo_matmul(xb, packed, s, z, None, 4, g, path="tiled")
+    ref = wo_matmul_reference(xb, packed, s, z, None, 4, g)
+    assert y.dtype == torch.bfloat16
+    assert ((y.float() - ref).abs() <= ref.abs() * 2**-8 + 1e-5).all()

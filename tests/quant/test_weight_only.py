@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file, save_model
 
 from scalinglab.errors import InputError
+from scalinglab.kernels import wo_torch as T
 from scalinglab.quant.weight_only import WeightOnlyLinear, check_tensors
 
 
@@ -126,3 +127,26 @@ def test_group_at_least_the_row_is_per_channel(gen):
     a, b = WeightOnlyLinear.from_linear(lin, 4, 128), WeightOnlyLinear.from_linear(lin, 4, 0)
     assert a.group_size == 0 and a.spec() == b.spec()
     assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+
+
+@pytest.mark.skipif(not T.available(), reason="this torch has no CPU int4 kernel in the probed layout")
+def test_torch_int4_path_swaps_layout_and_restores_it(tmp_path, gen):
+    lin = _linear(256, 128, gen)
+    m = WeightOnlyLinear.from_linear(lin, 4, 64)
+    codes, stored = m.codes.clone(), m.weight_bytes()
+    x = torch.randn(4, 256, generator=gen)
+    y_ref = torch.nn.functional.linear(x.bfloat16().float(), m.dequantize(), lin.bias.detach())
+    y = m(x.bfloat16())  # decode shape, bf16: torch's int4 kernel
+    assert m.codes.numel() == 0 and m.weight_bytes() == stored  # its layout replaced ours, same bytes
+    assert m.runtime_bytes() == 4 * 128 * 4  # bf16 step + offset per (group, row)
+    assert (y.float() - y_ref).abs().max() <= 0.02 * y_ref.abs().max()
+    assert torch.equal(m.state_dict()["codes"], codes)  # checkpoints hold our layout
+    save_model(m, str(tmp_path / "w.safetensors"))
+    loaded = WeightOnlyLinear.from_spec(m.spec())
+    loaded.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    assert torch.equal(loaded(x.bfloat16()), y)
+    assert torch.equal(m(x), loaded(x))  # fp32: back on numba, our layout restored
+    assert torch.equal(m.codes, codes) and m.runtime_bytes() == 0
+    m(x.bfloat16())
+    m.load_state_dict(loaded.state_dict())  # loading into a swapped layer
+    assert torch.equal(m.codes, codes)

@@ -2,13 +2,14 @@
 
 Ŵ = (q − z)·s per (output row, group) (kernels/wo_format.py). Two paths:
 
-- **decode** (M ≤ ``SMALL_M`` rows of x: GEMV-like, memory-bound): one numba loop nest, output rows
-  split over threads. For each (row n, group j) it unpacks the g codes once into a g-float scratch
-  (``q − z``, exact small integers), takes the dot product with each of the M input rows' slice and adds
-  ``s·dot`` to the accumulators. The scratch stays in L1, so every weight byte is read from memory once
-  per call: at 4 bits that is 4× less traffic than bf16 — where weight-only quantization pays.
+- **decode** (M ≤ ``SMALL_M`` = 8 rows of x: GEMV-like, memory-bound), numba, output rows split over
+  threads. M = 1: per (row n, group j) ``Σ_t x_t·(q_t − z)`` straight from the packed bytes (two
+  contiguous runs of x per byte vector at 4 bits), times s — every weight byte is read once, a quarter
+  of bf16's traffic at 4 bits, which is where weight-only quantization pays. M ≥ 2: two output rows are
+  unpacked to floats in L1 and dotted with four input rows at a time (each x load feeds two FMAs, each
+  weight load four), one reduction per (row, input) instead of one per group.
 - **tiled** (larger M: compute-bound): dequantize a tile of output rows into a small float buffer
-  (fp32, or bf16 for bf16 activations, rounded to nearest even) and hand it to torch's GEMM
+  (fp32, or bf16 for bf16 activations on CPUs with native bf16 products, rounded to nearest even) and hand it to torch's GEMM
   (``torch.mm``), tile after tile; only one tile of floats (about ``TILE_BYTES``) exists at a time.
 
 Inputs are fp32 or bf16 (fp16 is computed in fp32); the output has the input's dtype. The decode path
@@ -18,7 +19,7 @@ accumulates in fp32 whatever the input; the tiled path accumulates as torch's GE
 
 from __future__ import annotations
 
-import math
+import functools
 
 import numba
 import numpy as np
@@ -28,7 +29,7 @@ from scalinglab.kernels.wo_format import dequantize_groupwise
 
 __all__ = ["SMALL_M", "TILE_BYTES", "wo_matmul", "wo_matmul_reference"]
 
-SMALL_M = 16  # up to here the decode kernel; above, tiles + GEMM (benchmarks/weight_only.py measures both)
+SMALL_M = 8  # up to here the decode kernels; above, tiles + GEMM (measured: decode ahead at M = 4, tiles at 16)
 TILE_BYTES = 1 << 19  # float tile per GEMM call: 512 KiB stays in this CPU's 1 MiB L2
 ROWS_PER_TASK = 16  # output rows per parallel task of the decode kernel
 
@@ -36,92 +37,164 @@ _JIT = dict(nogil=True, cache=True, fastmath=True, error_model="numpy")
 
 
 @numba.njit(inline="always", **_JIT)
-def _half(h):  # pragma: no cover - compiled
-    """float16 bits (as int16) → float32 value (finite inputs: scales are positive and finite)."""
-    u = np.int32(h) & 0xFFFF
-    e = (u >> 10) & 31
-    m = u & 1023
-    if e == 0:
-        v = math.ldexp(np.float64(m), -24)  # subnormal
-    else:
-        v = math.ldexp(np.float64(m | 1024), e - 25)
-    return np.float32(-v if u & 0x8000 else v)
+def _row_scales(srow, sb, sf):  # pragma: no cover - compiled
+    """One row of float16 steps (int16 bits) → float32 in ``sf`` (``sb``: its uint32 view). Normal
+    halves re-bias the exponent (15 → 127) in the bit pattern; subnormals are m·2⁻²⁴. Steps are positive."""
+    for j in range(srow.shape[0]):
+        h = np.uint32(srow[j]) & np.uint32(0x7FFF)
+        sb[j] = (h << np.uint32(13)) + np.uint32(0x38000000)
+    for j in range(srow.shape[0]):
+        h = np.uint32(srow[j]) & np.uint32(0x7FFF)
+        if h < np.uint32(0x400):
+            sf[j] = np.float32(h) * np.float32(5.9604645e-08)
 
 
 @numba.njit(inline="always", **_JIT)
-def _unpack_group(codes, n, j, g, bits, z, buf):  # pragma: no cover - compiled
-    """buf[:g] = q[n, jg : jg+g] − z as float32."""
-    if bits == 4:
-        h = g // 2
-        b0 = j * h
-        for t in range(h):
-            v = codes[n, b0 + t]
-            buf[t] = np.float32(v & 15) - z
-            buf[t + h] = np.float32(v >> 4) - z
-    else:
-        k0 = j * g
-        for t in range(g):
-            buf[t] = np.float32(codes[n, k0 + t]) - z
+def _unpack_row(crow, zrow, sf, bits, g, out):  # pragma: no cover - compiled
+    """out[:K_pad] = Ŵ[n, :] = (q − z)·s for one output row (codes ``crow``, zero points ``zrow``)."""
+    h = g // 2
+    for j in range(zrow.shape[0]):
+        z = np.float32(zrow[j])
+        s = sf[j]
+        if bits == 4:
+            cg = crow[j * h:(j + 1) * h]
+            lo = out[j * g:j * g + h]
+            hi = out[j * g + h:(j + 1) * g]
+            for t in range(h):
+                v = cg[t]
+                lo[t] = (np.float32(v & 15) - z) * s
+                hi[t] = (np.float32(v >> 4) - z) * s
+        else:
+            cg = crow[j * g:(j + 1) * g]
+            og = out[j * g:(j + 1) * g]
+            for t in range(g):
+                og[t] = (np.float32(cg[t]) - z) * s
 
 
 @numba.njit(parallel=True, **_JIT)
-def _decode(x, codes, scales, zeros, bias, has_bias, bits, g, y):  # pragma: no cover - compiled
-    m_rows, k = x.shape
+def _gemv(x, codes, scales, zeros, bias, has_bias, bits, g, y):  # pragma: no cover - compiled
+    """M = 1: per (row, group) Σ_t x_t·(q_t − z) straight from the packed bytes, times s; no scratch."""
+    xr = x[0]
+    n_out, n_groups = scales.shape
+    h = g // 2
+    n_tasks = (n_out + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in numba.prange(n_tasks):
+        sb = np.empty(n_groups, np.uint32)
+        sf = sb.view(np.float32)
+        for n in range(task * ROWS_PER_TASK, min(n_out, (task + 1) * ROWS_PER_TASK)):
+            _row_scales(scales[n], sb, sf)
+            crow, zrow = codes[n], zeros[n]
+            acc = np.float32(0.0)
+            for j in range(n_groups):
+                z = np.float32(zrow[j])
+                d = np.float32(0.0)
+                if bits == 4:
+                    cg = crow[j * h:(j + 1) * h]
+                    xl = xr[j * g:j * g + h]
+                    xh = xr[j * g + h:(j + 1) * g]
+                    for t in range(h):
+                        v = cg[t]
+                        d += xl[t] * (np.float32(v & 15) - z) + xh[t] * (np.float32(v >> 4) - z)
+                else:
+                    cg = crow[j * g:(j + 1) * g]
+                    xg = xr[j * g:(j + 1) * g]
+                    for t in range(g):
+                        d += xg[t] * (np.float32(cg[t]) - z)
+                acc += sf[j] * d
+            y[0, n] = acc + bias[n] if has_bias else acc
+
+
+@numba.njit(parallel=True, **_JIT)
+def _gemm_small(x, codes, scales, zeros, bias, has_bias, bits, g, y):  # pragma: no cover - compiled
+    """M ≥ 2 (decode path): unpack two output rows to floats (L1-resident), then dot them with the input
+    rows four at a time — each loaded x value feeds two FMAs, each weight value four."""
+    m_rows, kp = x.shape
     n_out, n_groups = scales.shape
     n_tasks = (n_out + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in numba.prange(n_tasks):
-        buf = np.empty(g, np.float32)
-        acc = np.empty(m_rows, np.float32)
-        for n in range(task * ROWS_PER_TASK, min(n_out, (task + 1) * ROWS_PER_TASK)):
-            acc[:] = 0.0
-            for j in range(n_groups):
-                s = _half(scales[n, j])
-                _unpack_group(codes, n, j, g, bits, np.float32(zeros[n, j]), buf)
-                k0 = j * g
-                lim = min(g, k - k0)  # the last group may be padding past in_features
-                for m in range(m_rows):
-                    d = np.float32(0.0)
-                    for t in range(lim):
-                        d += x[m, k0 + t] * buf[t]
-                    acc[m] += s * d
-            for m in range(m_rows):
-                y[m, n] = acc[m] + bias[n] if has_bias else acc[m]
+        sb = np.empty(n_groups, np.uint32)
+        sf = sb.view(np.float32)
+        wa = np.empty(kp, np.float32)
+        wb = np.empty(kp, np.float32)
+        n_end = min(n_out, (task + 1) * ROWS_PER_TASK)
+        for n in range(task * ROWS_PER_TASK, n_end, 2):
+            pair = n + 1 < n_end
+            _row_scales(scales[n], sb, sf)
+            _unpack_row(codes[n], zeros[n], sf, bits, g, wa)
+            if pair:
+                _row_scales(scales[n + 1], sb, sf)
+                _unpack_row(codes[n + 1], zeros[n + 1], sf, bits, g, wb)
+            else:
+                wb[:] = 0.0
+            m = 0
+            while m < m_rows:
+                # rows past M repeat the last one: same work, results discarded
+                x0 = x[m]
+                x1 = x[min(m + 1, m_rows - 1)]
+                x2 = x[min(m + 2, m_rows - 1)]
+                x3 = x[min(m + 3, m_rows - 1)]
+                a0 = np.float32(0.0)
+                a1 = np.float32(0.0)
+                a2 = np.float32(0.0)
+                a3 = np.float32(0.0)
+                b0 = np.float32(0.0)
+                b1 = np.float32(0.0)
+                b2 = np.float32(0.0)
+                b3 = np.float32(0.0)
+                for t in range(kp):
+                    p, q = wa[t], wb[t]
+                    u0, u1, u2, u3 = x0[t], x1[t], x2[t], x3[t]
+                    a0 += u0 * p
+                    a1 += u1 * p
+                    a2 += u2 * p
+                    a3 += u3 * p
+                    b0 += u0 * q
+                    b1 += u1 * q
+                    b2 += u2 * q
+                    b3 += u3 * q
+                ba = bias[n] if has_bias else np.float32(0.0)
+                bb = bias[n + 1] if has_bias and pair else np.float32(0.0)
+                for i, (va, vb) in enumerate(((a0, b0), (a1, b1), (a2, b2), (a3, b3))):
+                    if m + i < m_rows:
+                        y[m + i, n] = va + ba
+                        if pair:
+                            y[m + i, n + 1] = vb + bb
+                m += 4
 
 
 @numba.njit(parallel=True, **_JIT)
-def _dequant_rows_f32(codes, scales, zeros, bits, g, k, n0, out):  # pragma: no cover - compiled
-    """out[r, :k] = Ŵ[n0 + r, :k] for r < out.shape[0] (float32)."""
+def _dequant_rows_f32(codes, scales, zeros, bits, g, n0, out):  # pragma: no cover - compiled
+    """out[r] = Ŵ[n0 + r] (K_pad floats) for r < out.shape[0]."""
     n_groups = scales.shape[1]
     for r in numba.prange(out.shape[0]):
-        n = n0 + r
-        buf = np.empty(g, np.float32)
-        for j in range(n_groups):
-            s = _half(scales[n, j])
-            _unpack_group(codes, n, j, g, bits, np.float32(zeros[n, j]), buf)
-            k0 = j * g
-            for t in range(min(g, k - k0)):
-                out[r, k0 + t] = buf[t] * s
+        sb = np.empty(n_groups, np.uint32)
+        _row_scales(scales[n0 + r], sb, sb.view(np.float32))
+        _unpack_row(codes[n0 + r], zeros[n0 + r], sb.view(np.float32), bits, g, out[r])
 
 
 @numba.njit(parallel=True, **_JIT)
-def _dequant_rows_bf16(codes, scales, zeros, bits, g, k, n0, out):  # pragma: no cover - compiled
+def _dequant_rows_bf16(codes, scales, zeros, bits, g, n0, out):  # pragma: no cover - compiled
     """As :func:`_dequant_rows_f32` into bf16 bits (uint16), rounded to nearest even."""
-    n_groups = scales.shape[1]
+    n_groups, kp = scales.shape[1], out.shape[1]
     for r in numba.prange(out.shape[0]):
-        n = n0 + r
-        buf = np.empty(g, np.float32)
-        bits32 = buf.view(np.uint32)
-        for j in range(n_groups):
-            s = _half(scales[n, j])
-            _unpack_group(codes, n, j, g, bits, np.float32(zeros[n, j]), buf)
-            k0 = j * g
-            lim = min(g, k - k0)
-            for t in range(lim):
-                buf[t] = buf[t] * s
-            for t in range(lim):
-                u = bits32[t]
-                out[r, k0 + t] = np.uint16((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
-                                           >> np.uint32(16))
+        sb = np.empty(n_groups, np.uint32)
+        _row_scales(scales[n0 + r], sb, sb.view(np.float32))
+        row = np.empty(kp, np.float32)
+        _unpack_row(codes[n0 + r], zeros[n0 + r], sb.view(np.float32), bits, g, row)
+        u = row.view(np.uint32)
+        o = out[r]
+        for t in range(kp):
+            o[t] = np.uint16((u[t] + np.uint32(0x7FFF) + ((u[t] >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+
+
+@functools.cache
+def _fast_bf16_gemm() -> bool:
+    """bf16 tiles only where the CPU multiplies bf16 natively (AVX-512 BF16 / AMX); without it, oneDNN's
+    bf16 GEMM measured 3–4× slower than fp32 at M = 256 (AVX2 emulation), so tiles are fp32 there."""
+    from scalinglab.hw.capabilities import detect
+
+    cap = detect()
+    return cap.has("avx512_bf16") or cap.has("amx_bf16")
 
 
 def _check_shapes(x, codes, scales, zeros, bias, bits, g) -> None:
@@ -145,38 +218,42 @@ def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros:
     length; ``path``: ``"decode"`` or ``"tiled"`` to pin one (default: decode for M ≤ SMALL_M)."""
     _check_shapes(x, codes, scales, zeros, bias, bits, g)
     m, k = x.shape
-    n = scales.shape[0]
+    n, n_groups = scales.shape
+    kp = n_groups * g
     dtype = x.dtype
     if path is None:
         path = "decode" if m <= SMALL_M else "tiled"
+    if path not in ("decode", "tiled"):
+        raise ValueError(f"path must be 'decode' or 'tiled', got {path!r}")
     if m == 0:
         return x.new_zeros(0, n)
     s16 = scales.view(torch.int16).numpy()
     c, z = codes.numpy(), zeros.numpy()
     if path == "decode":
-        xf = x.detach().to(torch.float32).contiguous()
+        xf = x.detach().to(torch.float32)
+        xf = torch.nn.functional.pad(xf, (0, kp - k)) if kp != k else xf.contiguous()  # padded weights are 0
         y = torch.empty(m, n, dtype=torch.float32)
         b = bias.detach().to(torch.float32).contiguous() if bias is not None else torch.zeros(1)
-        _decode(xf.numpy(), c, s16, z, b.numpy(), bias is not None, bits, g, y.numpy())
+        kernel = _gemv if m == 1 else _gemm_small
+        kernel(xf.numpy(), c, s16, z, b.numpy(), bias is not None, bits, g, y.numpy())
         return y if dtype == torch.float32 else y.to(dtype)
-    if path != "tiled":
-        raise ValueError(f"path must be 'decode' or 'tiled', got {path!r}")
-    bf16 = dtype == torch.bfloat16
+    bf16 = dtype == torch.bfloat16 and _fast_bf16_gemm()
     cd = torch.bfloat16 if bf16 else torch.float32
     xc = x.detach().to(cd)
-    rows = max(16, TILE_BYTES // (k * (2 if bf16 else 4)) // 16 * 16)
-    rows = min(rows, n)
-    tile = torch.empty(rows, k, dtype=torch.uint16 if bf16 else torch.float32)
+    if kp != k:
+        xc = torch.nn.functional.pad(xc, (0, kp - k))
+    rows = min(n, max(16, TILE_BYTES // (kp * (2 if bf16 else 4)) // 16 * 16))
+    tile = torch.empty(rows, kp, dtype=torch.uint16 if bf16 else torch.float32)
     y_t = torch.empty(n, m, dtype=cd)  # Ŵ·xᵀ, so each tile's result is a contiguous block of rows
     xt = xc.t()
     for n0 in range(0, n, rows):
         nn_ = min(rows, n - n0)
         t = tile[:nn_]
         if bf16:
-            _dequant_rows_bf16(c, s16, z, bits, g, k, n0, t.numpy())
+            _dequant_rows_bf16(c, s16, z, bits, g, n0, t.numpy())
             t = t.view(torch.bfloat16)
         else:
-            _dequant_rows_f32(c, s16, z, bits, g, k, n0, t.numpy())
+            _dequant_rows_f32(c, s16, z, bits, g, n0, t.numpy())
         torch.mm(t, xt, out=y_t[n0:n0 + nn_])
     y = y_t.t()
     y = y + bias.to(cd) if bias is not None else y.contiguous()

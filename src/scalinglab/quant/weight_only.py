@@ -3,9 +3,11 @@
 The weight is quantized group-wise (asymmetric, per (output row, group of ``group_size`` inputs),
 kernels/wo_format.py) and stored as packed codes, float16 steps and uint8 zero points; activations stay
 fp32 or bf16 ("A16") and are never quantized. ``forward`` runs the fused dequant-matmul of
-kernels/wo_gemm.py: the float weight is never materialised on CPU. On other devices the weight is
-dequantized per call and multiplied by ``F.linear`` (the same function, without the memory saving
-during the call).
+kernels/wo_gemm.py: the float weight is never materialised on CPU. W4 layers with bf16 activations at
+decode shapes (M ≤ 16) run on torch's own int4 kernel where its constraints hold (kernels/wo_torch.py);
+the codes then live in that kernel's layout instead of ours (same bytes) and ours is restored for
+``state_dict``, moves and casts. On other devices the weight is dequantized per call and multiplied by
+``F.linear`` (the same function, without the memory saving during the call).
 
 Buffers (all in ``state_dict``, so safetensors saves and loads them as they are)::
 
@@ -28,11 +30,13 @@ from torch import nn
 
 from scalinglab.errors import InputError
 from scalinglab.kernels import wo_format as F
+from scalinglab.kernels import wo_torch as T
 from scalinglab.kernels.wo_gemm import wo_matmul
 
 __all__ = ["WeightOnlyLinear", "check_tensors", "FORMAT"]
 
 FORMAT = "scalinglab.wo-asym-g.v1"  # codes/scales/zeros layout of kernels/wo_format.py
+TORCH_INT4_MAX_M = 16  # torch's int4 kernel up to this many rows: its time grows ~linearly with M
 _MAX_DIM = 1 << 24  # no linear layer has more inputs or outputs: a spec beyond it is not ours
 
 
@@ -48,7 +52,10 @@ def _check_args(in_features, out_features, bits, group_size, where: str = "weigh
 
 class WeightOnlyLinear(nn.Module):
     """``y = x · Ŵᵀ + b`` with Ŵ = (q − z)·s held as ``bits``-bit codes; empty until loaded or built
-    by :meth:`from_float`. ``group_size = 0`` (or ≥ in_features): one group per output row."""
+    by :meth:`from_float`. ``group_size = 0`` (or ≥ in_features): one group per output row.
+    ``use_torch_int4 = False`` (class or instance) keeps every call on the numba kernels."""
+
+    use_torch_int4 = True
 
     def __init__(self, in_features: int, out_features: int, bits: int = 4, group_size: int = 128,
                  bias: bool = True):
@@ -66,6 +73,8 @@ class WeightOnlyLinear(nn.Module):
         if not bias:
             self.register_buffer("bias", None)
         assert self.scales.shape[1] == n_groups
+        # torch's int4 kernel: (codes in its layout, bf16 step/offset table) while it runs this layer
+        self._torch_int4: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _layout(self, bias: bool) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         kp = F.padded_in(self.in_features, self.bits, self.group_size)
@@ -135,13 +144,52 @@ class WeightOnlyLinear(nn.Module):
     # ------------------------------------------------------------------------------------ inspecting
 
     def weight_bytes(self) -> int:
-        """Bytes of every tensor the layer holds (codes, scales, zero points, bias), measured."""
-        return sum(b.numel() * b.element_size() for b in self.buffers())
+        """Bytes of the stored format (codes, scales, zero points, bias), measured from the tensors held
+        (the codes in whichever layout holds them now: both have the same size)."""
+        held = sum(b.numel() * b.element_size() for b in self.buffers())
+        if self._torch_int4 is not None:
+            held += self._torch_int4[0].numel()
+        return held
+
+    def runtime_bytes(self) -> int:
+        """Bytes of run-time tables beyond the stored format: torch's bf16 step/offset table (4 bytes
+        per group) while its int4 kernel runs this layer, else 0."""
+        return 0 if self._torch_int4 is None else self._torch_int4[1].numel() * 2
+
+    def packed_codes(self) -> torch.Tensor:
+        """The codes in the stored layout (kernels/wo_format.py), wherever they are kept now."""
+        if self._torch_int4 is None:
+            return self.codes
+        return T.from_torch_layout(self._torch_int4[0], self.g)
+
+    def _to_torch_int4(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._torch_int4 is None:
+            self._torch_int4 = (T.to_torch_layout(self.codes, self.g),
+                                T.scales_and_zeros(self.scales, self.zeros, torch.bfloat16))
+            self.codes = torch.empty(0, dtype=torch.uint8)  # the torch-layout copy is the only one
+        return self._torch_int4
+
+    def _restore_codes(self) -> None:
+        if self._torch_int4 is not None:
+            self.codes = self.packed_codes()
+            self._torch_int4 = None
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self._torch_int4 is not None:
+            destination[prefix + "codes"] = self.packed_codes()
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        if self._torch_int4 is not None:
+            self._torch_int4 = None
+            shape, dtype = self._layout(False)["codes"]
+            self.codes = torch.zeros(shape, dtype=dtype)
+        super()._load_from_state_dict(*args, **kwargs)
 
     def dequantize(self) -> torch.Tensor:
         """Ŵ as float32 (out × in): the plain reference (materialises the weight)."""
-        return F.dequantize_groupwise(self.codes.cpu(), self.scales.cpu(), self.zeros.cpu(), self.bits, self.g,
-                                      self.in_features).to(self.codes.device)
+        return F.dequantize_groupwise(self.packed_codes().cpu(), self.scales.cpu(), self.zeros.cpu(), self.bits,
+                                      self.g, self.in_features).to(self.scales.device)
 
     def extra_repr(self) -> str:
         gs = "per-channel" if self.group_size == 0 else f"group={self.group_size}"
@@ -160,11 +208,22 @@ class WeightOnlyLinear(nn.Module):
             w = self.dequantize().to(x.dtype)
             b = None if self.bias is None else self.bias.to(x.dtype)
             y = torch.nn.functional.linear(x2, w, b)
+        elif x2.dtype == torch.bfloat16 and 0 < x2.shape[0] <= TORCH_INT4_MAX_M and self._torch_eligible():
+            packed, sz = self._to_torch_int4()
+            y = T.int4_mm(x2.contiguous(), packed, self.g, sz)
+            if self.bias is not None:
+                y = y + self.bias.to(torch.bfloat16)
         else:
+            self._restore_codes()
             y = wo_matmul(x2, self.codes, self.scales, self.zeros, self.bias, self.bits, self.g)
         return y.reshape(*lead, self.out_features)
 
+    def _torch_eligible(self) -> bool:
+        return self.use_torch_int4 and T.eligible(self.bits, self.g, self.in_features, self.out_features,
+                                                  F.padded_in(self.in_features, self.bits, self.group_size))
+
     def _apply(self, fn, *args, **kwargs):
+        self._restore_codes()
         # model.to(torch.bfloat16) / .half() must not recast the stored format (bf16 steps would lose 3
         # bits each): hide the float buffers as their integer bit patterns while moves and casts run.
         self.scales = self.scales.view(torch.int16)
