@@ -120,7 +120,7 @@ def parse_quantize(raw, where: str) -> tuple[QuantSpec, ...]:
     for i, item in enumerate(raw):
         spec = QuantSpec.from_raw(item, f"{where}[{i}]")
         if spec in out:
-            raise InputError(f"{where}[{i}]: repeats {where}[{out.index(spec)}] ({spec.label})")
+            raise InputError(f"{where}[{i}]: repeats entry {out.index(spec)} ({spec.label})")
         out.append(spec)
     return tuple(out)
 
