@@ -1,4 +1,4 @@
-"""Auto-quantization of ladder runs: spec validation, weight-only quantization against a plain dequantized model, the quant_evals
+"""Auto-quantization of ladder runs: spec validation, weight-only loss and bytes against the packed WeightOnlyLinear model, the quant_evals
 rows (one per run and precision, on the run's own held-out tokens), resume after a crash or a SIGKILL in
 the quantization step, and the exported table."""
 
@@ -79,7 +79,7 @@ def test_spec_quantize_list_parses_and_rejects_repeats():
 
 # ------------------------------------------------------------------------------------------ the quantizer
 @pytest.mark.parametrize("raw", [W8, W4G, W4], ids=["w8-g8", "w4-g8", "w4-row"])
-def test_weight_only_loss_and_bytes_match_a_plain_dequantized_model(raw):
+def test_weight_only_loss_and_bytes_match_the_packed_model(raw):
     from scalinglab.ladder.model import GPT, GPTConfig
     from scalinglab.ladder.train import evaluate
     from scalinglab.quant.apply import find_linears
@@ -94,13 +94,14 @@ def test_weight_only_loss_and_bytes_match_a_plain_dequantized_model(raw):
     spec = QuantSpec.from_raw(raw)
     got = quantize_and_evaluate(model, spec, val)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the float model is untouched
-    # Reference: the float model with every linear's weight replaced by its dequantized codes (plain F.linear).
+    # Reference: the model with every linear swapped for the packed WeightOnlyLinear (its fused kernel).
     ref, layers = copy.deepcopy(model), 0
-    with torch.no_grad():
-        for lin in find_linears(ref).values():
-            q = WeightOnlyLinear.from_float(lin.weight, lin.bias, spec.bits, spec.group_size)
-            lin.weight.copy_(q.dequantize())
-            layers += q.weight_bytes() - lin.weight.numel() * 4 - lin.bias.numel() * 4
+    modules = dict(ref.named_modules())
+    for name, lin in find_linears(ref).items():
+        q = WeightOnlyLinear.from_float(lin.weight, lin.bias, spec.bits, spec.group_size)
+        layers += q.weight_bytes() - lin.weight.numel() * 4 - lin.bias.numel() * 4
+        parent, _, child = name.rpartition(".")
+        setattr(modules[parent], child, q)
     assert abs(got.loss - evaluate(ref, val, "fp32")) < 1e-5
     assert got.weight_bytes == model_bytes(model) + layers  # measured: codes, fp16 steps, zero points
     # Linears q, k, v, o (16 → 16), fc_in (16 → 64), fc_out (64 → 16): codes (half a byte each at 4 bits, a

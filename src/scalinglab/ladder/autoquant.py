@@ -18,8 +18,9 @@ A ladder spec's ``quantize:`` list holds these configs; every finished run is ev
 Weight-only RTN (:class:`scalinglab.quant.weight_only.WeightOnlyLinear`): each group of g inputs of an
 output row gets an asymmetric min/max grid, step s = (max − min)/(2^b − 1) (float16) and zero point z
 (uint8), w ↦ s·(clamp(round(w/s) + z) − z) — the grouping of Frantar et al. 2023 (GPTQ, Sec. 5) with
-round-to-nearest instead of GPTQ's error feedback; codes are packed (two per byte at 4 bits) and the
-layer runs the fused dequant-matmul. Weight-and-activation methods go through
+round-to-nearest instead of GPTQ's error feedback; codes are packed (two per byte at 4 bits). The loss is
+evaluated with the dequantized weights in the float layers (the same function as the packed layer's
+fused dequant-matmul, checked to 1e-5 in the tests). Weight-and-activation methods go through
 :func:`scalinglab.quant.quantize_` with symmetric absmax codes (qmax = 2^(b−1) − 1; 6- and 4-bit codes sit
 in int8 containers there, one byte per weight). ``weight_bytes`` is measured on the quantized model: every
 parameter and buffer (embeddings, norms and biases stay in float).
@@ -157,17 +158,22 @@ def quantize_and_evaluate(model, spec: QuantSpec, eval_batches: Sequence[tuple],
     if spec.weight_only:
         from scalinglab.quant.weight_only import WeightOnlyLinear
 
-        modules = dict(qmodel.named_modules())
+        # Bytes from the packed modules; the loss from the float layers holding the dequantized weights Ŵ,
+        # the function WeightOnlyLinear computes (its fused kernel is ~2× slower than fp32 at the evaluation's
+        # M = batch·T rows on these narrow layers, and its result differs only in summation order).
+        packed = copy.deepcopy(qmodel)
+        modules = dict(packed.named_modules())
         with torch.no_grad():
             for name, lin in find_linears(qmodel).items():
+                q = WeightOnlyLinear.from_float(lin.weight, lin.bias, spec.bits, spec.group_size)
+                lin.weight.copy_(q.dequantize())
                 parent, _, child = name.rpartition(".")
-                setattr(modules[parent] if parent else qmodel, child,
-                        WeightOnlyLinear.from_float(lin.weight, lin.bias, spec.bits, spec.group_size))
-    else:
-        from scalinglab.quant.apply import quantize_
-        from scalinglab.quant.config import QuantConfig
-        from scalinglab.quant.models import forward_logits
+                setattr(modules[parent] if parent else packed, child, q)
+        return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(packed))
+    from scalinglab.quant.apply import quantize_
+    from scalinglab.quant.config import QuantConfig
+    from scalinglab.quant.models import forward_logits
 
-        cfg = QuantConfig(method=spec.method, bits_w=spec.bits, bits_a=int(spec.activations))
-        quantize_(qmodel, cfg, list(calib), forward_logits)
+    cfg = QuantConfig(method=spec.method, bits_w=spec.bits, bits_a=int(spec.activations))
+    quantize_(qmodel, cfg, list(calib), forward_logits)
     return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(qmodel))
