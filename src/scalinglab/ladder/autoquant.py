@@ -21,7 +21,8 @@ output row gets an asymmetric min/max grid, step s = (max − min)/(2^b − 1) (
 round-to-nearest instead of GPTQ's error feedback; codes are packed (two per byte at 4 bits). The loss is
 evaluated with the dequantized weights in the float layers (the same function as the packed layer's
 fused dequant-matmul, checked to 1e-5 in the tests). Weight-and-activation methods go through
-:func:`scalinglab.quant.quantize_` with symmetric absmax codes (qmax = 2^(b−1) − 1; 6- and 4-bit codes sit
+:func:`scalinglab.quant.quantize_` with their method's config (:func:`scalinglab.quant.config_for`):
+symmetric absmax codes (qmax = 2^(b−1) − 1; 6- and 4-bit codes sit
 in int8 containers there, one byte per weight). ``weight_bytes`` is measured on the quantized model: every
 parameter and buffer (embeddings, norms and biases stay in float).
 """
@@ -171,9 +172,9 @@ def quantize_and_evaluate(model, spec: QuantSpec, eval_batches: Sequence[tuple],
                 setattr(modules[parent] if parent else packed, child, q)
         return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(packed))
     from scalinglab.quant.apply import quantize_
-    from scalinglab.quant.config import QuantConfig
     from scalinglab.quant.models import forward_logits
+    from scalinglab.quant.registry import config_for
 
-    cfg = QuantConfig(method=spec.method, bits_w=spec.bits, bits_a=int(spec.activations))
-    quantize_(qmodel, cfg, list(calib), forward_logits)
+    config = config_for(spec.method, bits_w=spec.bits, bits_a=int(spec.activations))  # the method's own config
+    quantize_(qmodel, config, calib=list(calib) or None, forward=forward_logits)
     return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(qmodel))
