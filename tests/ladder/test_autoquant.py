@@ -54,7 +54,7 @@ def raw_spec(quantize=None, d_model=16):
     ({"bits": 4, "granularity": "row"}, r"quantize\[0\]: unknown field 'granularity'"),
     ({"method": "smoothquant", "bits": 8}, r"quantize\[0\]: method smoothquant quantizes activations"),
     ({"bits": 8, "activations": 8, "group_size": 8}, r"quantize\[0\]: 'group_size' applies to weight-only"),
-    ({"method": "llm.int8", "bits": 4, "activations": 8}, r"quantize\[0\]: llm.int8 is defined for 8-bit"),
+    ({"method": "llm.int8", "bits": 4, "activations": 8}, r"quantize\[0\]: 'bits': llm.int8 is defined for bits_w = 8 only"),
     ({"bits": 4, "group_size": 6}, r"quantize\[0\]: 'group_size' = 6 does not divide the input width 16"),
 ], ids=["not-a-table", "unknown-method", "no-bits", "bits-5", "bits-bool", "activations-16", "group-1",
         "group-fraction", "unknown-field", "smoothquant-weight-only", "group-with-activations", "llm.int8-w4",

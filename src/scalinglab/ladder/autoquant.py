@@ -7,7 +7,7 @@
 A ladder spec's ``quantize:`` list holds these configs; every finished run is evaluated with each
 (:mod:`scalinglab.ladder.quant_runs`). Fields:
 
-    method       rtn | smoothquant | outliertune | llm.int8
+    method       a quant method name (``scalinglab.quant.method_names()``: rtn, llm.int8, smoothquant, outliertune)
     bits         weight bits: 8, 6 or 4
     activations  none (weight-only, "W4A16": activations stay in floating point; rtn only) or 8, 6, 4:
                  activations quantized too (dynamic per-token for rtn and smoothquant, calibrated static
@@ -37,7 +37,6 @@ from scalinglab.errors import InputError
 
 __all__ = ["QuantSpec", "QuantEval", "quantize_and_evaluate", "parse_quantize", "check_groups", "FIELDS"]
 
-METHODS = ("rtn", "smoothquant", "outliertune", "llm.int8")
 BITS = (8, 6, 4)
 WEIGHT_ONLY = "none"
 PER_CHANNEL = 0  # group_size stored for "one scale per output channel"
@@ -80,9 +79,11 @@ class QuantSpec:
         unknown = sorted(set(raw) - set(FIELDS))
         if unknown:
             raise InputError(f"{where}: unknown field '{unknown[0]}' (allowed: {', '.join(FIELDS)})")
+        from scalinglab.quant.registry import method_names
+
         method = raw.get("method", "rtn")
-        if method not in METHODS:
-            raise InputError(f"{where}: 'method' = {method!r}, expected one of {', '.join(METHODS)}")
+        if method not in method_names():
+            raise InputError(f"{where}: 'method' = {method!r}, expected one of {', '.join(method_names())}")
         bits = raw.get("bits")
         if "bits" not in raw:
             raise InputError(f"{where}: 'bits' is missing (weight bits: {', '.join(map(str, BITS))})")
@@ -108,9 +109,20 @@ class QuantSpec:
         if acts != WEIGHT_ONLY and group != PER_CHANNEL:
             raise InputError(f"{where}: 'group_size' applies to weight-only quantization (activations: none); with "
                              "activations the weights get one scale per output channel")
-        if method == "llm.int8" and (bits, acts) != (8, "8"):
-            raise InputError(f"{where}: llm.int8 is defined for 8-bit weights and activations only")
-        return cls(method=method, bits=bits, activations=acts, group_size=group)
+        spec = cls(method=method, bits=bits, activations=acts, group_size=group)
+        if not spec.weight_only:
+            try:
+                spec.method_config()  # the method's own checks (llm.int8 is 8-bit only, ...)
+            except InputError as exc:  # worded for the CLI's flags: name the spec's fields instead
+                msg = str(exc).replace("--bits-w", "'bits'").replace("--bits-a", "'activations'")
+                raise InputError(f"{where}: {msg}") from None
+        return spec
+
+    def method_config(self):
+        """The quant method's config for a weight-and-activation spec (``scalinglab.quant.config_for``)."""
+        from scalinglab.quant.registry import config_for
+
+        return config_for(self.method, bits_w=self.bits, bits_a=int(self.activations))
 
 
 def parse_quantize(raw, where: str) -> tuple[QuantSpec, ...]:
@@ -173,8 +185,6 @@ def quantize_and_evaluate(model, spec: QuantSpec, eval_batches: Sequence[tuple],
         return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(packed))
     from scalinglab.quant.apply import quantize_
     from scalinglab.quant.models import forward_logits
-    from scalinglab.quant.registry import config_for
 
-    config = config_for(spec.method, bits_w=spec.bits, bits_a=int(spec.activations))  # the method's own config
-    quantize_(qmodel, config, calib=list(calib) or None, forward=forward_logits)
+    quantize_(qmodel, spec.method_config(), calib=list(calib) or None, forward=forward_logits)
     return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(qmodel))
