@@ -130,7 +130,7 @@ def test_local_pool_shares_a_gpu(monkeypatch, tmp_path, gpu, expected):
     seen = {}
     monkeypatch.setattr(D, "cuda_available", lambda: gpu)
     monkeypatch.setattr(X.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(X, "_local", lambda jobs, store, root, workers, threads, report: seen.update(w=workers))
+    monkeypatch.setattr(X, "_local", lambda jobs, store, root, workers, threads, report, *rest: seen.update(w=workers))
     raw_sizes = [{"d_model": 8 * k} for k in (1, 2, 3)]
     spec = parse_spec({"name": "g", "corpus": {"kind": "synthetic", "markov": {"vocab_size": 16, "order": 1,
                        "branching": 3}}, "model": {"seq_len": 16, "n_head": 1, "n_layer": 1}, "sizes": raw_sizes,
