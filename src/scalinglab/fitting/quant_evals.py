@@ -94,9 +94,12 @@ def read_quant_evals(data, source: str | None = None, method: str | None = None,
         table = read_runs(data, columns)
         source = source or str(data)
     else:
-        table = data.copy()
-        table.attrs = dict(data.attrs)
+        from scalinglab.runs.schema import coerce_numeric
+
         source = source or str(data.attrs.get("source", "table"))
+        attrs = dict(data.attrs)
+        table = coerce_numeric(data, source)  # a frame gets the checks a file gets from read_runs
+        table.attrs = attrs
     if "bits" not in table.columns and "bits_post" in table.columns:
         table = table.rename(columns={"bits_post": "bits"})
     if "loss_float" not in table.columns and "loss" in table.columns:
