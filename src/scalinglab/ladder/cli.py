@@ -29,6 +29,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     ) -> None:
         """Run every job of SPEC; finished jobs are skipped, interrupted ones resume from their checkpoint.
 
+        With a `quantize:` list in SPEC, each finished run is quantized with every config and evaluated on
+        its held-out tokens; rows already stored are skipped, missing ones (a killed run) are computed.
+
         Examples:
 
             scalinglab ladder run ladder.yaml --store runs.db
@@ -36,6 +39,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             scalinglab ladder run ladder.yaml --store /shared/runs.db --executor ray --address auto
 
             scalinglab fit runs.db --law chinchilla
+
+            scalinglab ladder run examples/ptq_ladder.yaml --store ptq.db   # with quantize: configs
         """
         from scalinglab.errors import InputError
         from scalinglab.ladder.executors import printer, run_ladder
@@ -51,7 +56,9 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         summary = run_ladder(ladder_spec, store, root=root, executor=executor, workers=workers, threads=threads,
                              address=address, on_result=printer(len(ladder_spec.jobs)))
         elsewhere = f", {len(summary.elsewhere)} by another runner" if summary.elsewhere else ""
-        print(f"done {len(summary.done)}, skipped {len(summary.skipped)} (already done){elsewhere}, "
+        quant = (f", {summary.quant_evals} quant evals ({len(summary.quantized)} runs only quantized)"
+                 if ladder_spec.quantize else "")
+        print(f"done {len(summary.done)}, skipped {len(summary.skipped)} (already done){elsewhere}{quant}, "
               f"failed {len(summary.failed)} in {summary.seconds:.0f}s")
         for run_id, error in summary.failed.items():
             print(f"  failed {run_id}: {error}")
@@ -60,7 +67,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
     @ladder.command("status")
     def status(store: Path = typer.Option(Path("runs.db"), "--store", help="SQLite run store.")) -> None:
-        """One line per run: status, N, D, last evaluation and loss.
+        """One line per run: status, N, D, last evaluation and loss; then counts by status and of quant evals.
 
         Example:
 

@@ -11,6 +11,11 @@ interrupted job resumes from its last checkpoint and forgets the evaluations rec
 write their own metrics (SQLite WAL, short transactions), so a kill -9 of anything loses at most the steps
 since a job's last checkpoint.
 
+A spec with ``quantize:`` configs quantizes each run's final model once it is ``done``
+(:mod:`scalinglab.ladder.quant_runs`), one committed store row per config; a run already done whose rows
+are incomplete (its quantization was killed, or configs were added to the spec) is submitted again for the
+missing rows only, without training.
+
 Several runners on one store share the work: a job whose run another runner holds (a live lease) waits
 until that run is done, or until its lease goes stale (the other runner died), and then takes it over.
 Every job is trained by exactly one worker at a time.
@@ -36,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scalinglab.errors import InputError
+from scalinglab.ladder.autoquant import QuantSpec
 from scalinglab.ladder.spec import Job, LadderSpec
 from scalinglab.ladder.worker import Lease, init_worker, job_running, parent_gone
 
@@ -52,6 +58,8 @@ class LadderSummary:
     done: list[str] = field(default_factory=list)  # finished in this call
     skipped: list[str] = field(default_factory=list)  # already done before
     elsewhere: list[str] = field(default_factory=list)  # finished meanwhile by another runner on the store
+    quantized: list[str] = field(default_factory=list)  # already trained: only their missing quant rows computed
+    quant_evals: int = 0  # quantized evaluations written in this call
     failed: dict[str, str] = field(default_factory=dict)  # run → error
     seconds: float = 0.0
 
@@ -80,10 +88,12 @@ def register_jobs(jobs, store) -> None:
                        seq_len=job.model.seq_len, seed=job.train.seed, floor=floor)
 
 
-def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -> dict:
-    """Train one job (a :meth:`Job.to_dict`) under a lease in the store; returns a small summary whose
-    ``status`` is done, failed, skipped (already done), held (another runner holds its lease) or stopped
-    (the parent died: checkpointed and handed back as pending)."""
+def run_job(job: dict, store_path: str, root: str, threads: int | None = None, quantize: tuple[dict, ...] = ()) -> dict:
+    """Train one job (a :meth:`Job.to_dict`) under a lease in the store, then quantize its final model with
+    each ``quantize`` config (a :meth:`QuantSpec.to_dict`) that has no stored row yet; returns a small
+    summary whose ``status`` is done, quantized (already trained: only quant rows computed), failed, skipped
+    (already done), held (another runner holds its lease) or stopped (the parent died: checkpointed and
+    handed back as pending); ``quant_evals`` counts the rows written."""
     import torch
 
     from scalinglab.ladder.data import load_corpus
@@ -95,9 +105,12 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -
     j = Job.from_dict(job)
     if parent_gone():  # a job still queued when the parent died: leave it pending
         return {"run": j.run, "status": "stopped"}
+    specs = tuple(QuantSpec(**q) for q in quantize)
     t0 = time.perf_counter()
     with RunStore(store_path) as store, job_running():
         outcome = store.claim(j.run)
+        if outcome == "done" and specs:
+            return _quantize(store, j, specs, {"run": j.run, "status": "quantized"})
         if outcome != "claimed":
             return {"run": j.run, "status": "skipped" if outcome == "done" else "held"}
         workdir = _workdir(Path(root), j.run)
@@ -118,7 +131,23 @@ def run_job(job: dict, store_path: str, root: str, threads: int | None = None) -
             return {"run": j.run, "status": "stopped" if released else "held"}
         if not store.release(j.run, "done", checkpoint=str(workdir / STATE), model_dir=str(res.model_dir)):
             return {"run": j.run, "status": "held"}  # the lease was taken over meanwhile: its new owner finishes
-    return {"run": j.run, "status": "done", "loss": res.evals[-1].loss, "seconds": time.perf_counter() - t0}
+        result = {"run": j.run, "status": "done", "loss": res.evals[-1].loss, "seconds": time.perf_counter() - t0}
+        # Done first, then quantized: a kill from here on keeps the training, and the next run adds the rows.
+        return _quantize(store, j, specs, result) if specs else result
+
+
+def _quantize(store, job: Job, specs: tuple, result: dict) -> dict:
+    """Compute the run's missing quant rows; a failure leaves the run done and its rows for the next call."""
+    from scalinglab.ladder.data import load_corpus
+    from scalinglab.ladder.quant_runs import quantize_run
+
+    try:
+        if job.corpus not in _CORPORA:
+            _CORPORA[job.corpus] = load_corpus(job.corpus)
+        result["quant_evals"] = quantize_run(store, job.run, specs, _CORPORA[job.corpus])
+    except Exception as exc:
+        return {"run": job.run, "status": "failed", "error": f"quantization: {type(exc).__name__}: {exc}"}
+    return result
 
 
 def _record(store, run: str, ev) -> None:
@@ -176,11 +205,12 @@ def _drive(jobs: list[dict], submit, finished, store_path: str, report) -> None:
                     del waiting[run]
 
 
-def _local(jobs: list[dict], store_path: str, root: str, workers: int, threads: int, report) -> None:
+def _local(jobs: list[dict], store_path: str, root: str, workers: int, threads: int, report,
+           quantize: tuple[dict, ...] = ()) -> None:
     import multiprocessing as mp
     from functools import partial
 
-    fn = partial(run_job, store_path=store_path, root=root, threads=threads)
+    fn = partial(run_job, store_path=store_path, root=root, threads=threads, quantize=quantize)
     if workers == 1:
         inline = _Inline(fn)
         _drive(jobs, inline.submit, inline.finished, store_path, report)
@@ -211,7 +241,7 @@ def ray_resources(threads: int, on_cuda: bool, gpus_per_job: float) -> dict:
 
 
 def _ray(jobs: list[dict], store_path: str, root: str, threads: int, address: str | None, report,
-         gpus_per_job: float = 1.0) -> None:
+         gpus_per_job: float = 1.0, quantize: tuple[dict, ...] = ()) -> None:
     try:
         import ray
     except ImportError:
@@ -226,7 +256,7 @@ def _ray(jobs: list[dict], store_path: str, root: str, threads: int, address: st
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
         return [(r, ray.get(r)) for r in ready]
 
-    _drive(jobs, lambda job: remote.remote(job, store_path, root, threads), finished, store_path, report)
+    _drive(jobs, lambda job: remote.remote(job, store_path, root, threads, quantize), finished, store_path, report)
 
 
 def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None = None, executor: str = "local",
@@ -253,6 +283,12 @@ def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None
     with RunStore(store_path) as store:
         register_jobs(spec.jobs, store)
         status = {j.run: store.get(j.run)["status"] for j in spec.jobs}
+        if spec.quantize:
+            from scalinglab.ladder.quant_runs import missing_quant
+
+            # A finished run with missing quant rows runs again for those rows only (no training).
+            status = {r: "quantize" if s == "done" and missing_quant(store, r, spec.quantize) else s
+                      for r, s in status.items()}
     summary.skipped = [r for r, s in status.items() if s == "done"]
     # Largest compute first: the long jobs start early and the short ones fill in the gaps.
     pending = sorted((j for j in spec.jobs if status[j.run] != "done"),
@@ -260,20 +296,24 @@ def run_ladder(spec: LadderSpec, store_path: str | Path, root: str | Path | None
     n = len(pending)
 
     def report(result: dict) -> None:
+        summary.quant_evals += result.get("quant_evals", 0)
         if result["status"] == "done":
             summary.done.append(result["run"])
+        elif result["status"] == "quantized":
+            summary.quantized.append(result["run"])
         elif result["status"] in ("elsewhere", "skipped"):
             summary.elsewhere.append(result["run"])
         elif result["status"] == "failed":
             summary.failed[result["run"]] = result["error"]
         if on_result is not None:
-            on_result(result, len(summary.done) + len(summary.elsewhere) + len(summary.failed), n)
+            on_result(result, len(summary.done) + len(summary.quantized) + len(summary.elsewhere) + len(summary.failed), n)
 
     jobs = [j.to_dict() for j in pending]
+    quantize = tuple(q.to_dict() for q in spec.quantize)
     if executor == "local":
-        _local(jobs, str(store_path), str(root), workers, threads, report)
+        _local(jobs, str(store_path), str(root), workers, threads, report, quantize)
     else:
-        _ray(jobs, str(store_path), str(root), threads, address, report, spec.gpus_per_job)
+        _ray(jobs, str(store_path), str(root), threads, address, report, spec.gpus_per_job, quantize)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -284,6 +324,8 @@ def printer(n_jobs: int) -> Callable[[dict, int, int], None]:
 
     def show(result: dict, finished: int, pending: int) -> None:
         what = f"loss {result['loss']:.4f}" if "loss" in result else result.get("error", result["status"])
+        if result.get("quant_evals"):
+            what += f", {result['quant_evals']} quant evals"
         if result["status"] in ("elsewhere", "skipped"):
             what = "done by another runner"
         print(f"[{finished}/{pending}] {time.perf_counter() - t0:6.0f}s  {result['run']}  {what}", flush=True)

@@ -17,12 +17,16 @@ budgets per size or an IsoFLOP grid; learning rates and seeds multiply the grid:
     seeds: [0]
     device: auto                                     # auto | cpu | cuda (copied into every job's train)
     gpus_per_job: 1                                  # GPUs a job asks Ray for on CUDA; 0.25 → 4 share one
+    quantize:                                        # optional: quantize and evaluate each finished run
+      - {method: rtn, bits: 4, activations: none, group_size: 32}   # fields: ladder/autoquant.py
 
 Exactly one of ``tokens``, ``tokens_per_param`` (× non-embedding N) and ``isoflop`` must be given.
 A ``batch_sizes`` entry B runs as micro-batches × accumulation (:func:`split_batch`; at least two
 micro-batches from B = 2 up, so the gradient noise scale is measured), overriding ``train.batch_size``
 (then the largest micro-batch) and ``train.grad_accum``; the run id gains ``/B<B>``.
-Every error names the file and the field.
+``quantize`` configs (:class:`~scalinglab.ladder.autoquant.QuantSpec`) are applied to every run's final
+checkpoint when it finishes; a weight-only ``group_size`` must divide each linear's input width it is
+narrower than. Every error names the file and the field.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scalinglab.errors import InputError
+from scalinglab.ladder.autoquant import QuantSpec, check_groups, parse_quantize
 from scalinglab.ladder.data import CorpusConfig
 from scalinglab.ladder.flops import flops_per_token, non_embedding_params
 from scalinglab.ladder.model import GPTConfig
@@ -46,7 +51,7 @@ from scalinglab.ladder.train import TrainConfig
 __all__ = ["Job", "LadderSpec", "load_spec", "parse_spec", "split_batch"]
 
 TOP_KEYS = {"name", "corpus", "model", "sizes", "tokens", "tokens_per_param", "isoflop", "train", "lrs", "batch_sizes",
-            "seeds", "device", "gpus_per_job"}
+            "seeds", "device", "gpus_per_job", "quantize"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class LadderSpec:
     name: str
     jobs: tuple[Job, ...]
     gpus_per_job: float = 1.0  # fraction of a GPU each CUDA job reserves (Ray; the local pool's worker count)
+    quantize: tuple[QuantSpec, ...] = ()  # post-training quantizations evaluated on every finished run
 
 
 def _build(cls, values: dict, where: str):
@@ -139,6 +145,7 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     lrs = _numbers(raw["lrs"], f"{source}: lrs") if "lrs" in raw else [None]
     seeds = _numbers(raw["seeds"], f"{source}: seeds", integer=True) if "seeds" in raw else [None]
     batches = _batch_sizes(raw["batch_sizes"], f"{source}: batch_sizes") if "batch_sizes" in raw else [None]
+    quantize = parse_quantize(raw["quantize"], f"{source}: quantize") if "quantize" in raw else ()
     micro_max = base_train.get("batch_size", TrainConfig.batch_size) if isinstance(base_train, dict) else 0
 
     jobs = []
@@ -152,6 +159,7 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
         batch = base_train.get("batch_size", TrainConfig.batch_size)
         check_memory(model, batch if isinstance(batch, int) and batch > 0 else TrainConfig.batch_size,
                      f"{source}: sizes[{i}]")
+        check_groups(quantize, (model.d_model, model.mlp_ratio * model.d_model), f"{source}: quantize")
         n, fpt = non_embedding_params(model), flops_per_token(model)
         for v in values:
             tokens = int(v if kind == "tokens" else v * n if kind == "tokens_per_param" else v / fpt)
@@ -177,7 +185,7 @@ def parse_spec(raw: dict, source: str = "spec") -> LadderSpec:
     if len(set(runs)) != len(runs):
         dup = next(r for r in runs if runs.count(r) > 1)
         raise InputError(f"{source}: two jobs share the run id {dup!r} (repeated size or budget)")
-    return LadderSpec(name=name, jobs=tuple(jobs), gpus_per_job=gpus_per_job)
+    return LadderSpec(name=name, jobs=tuple(jobs), gpus_per_job=gpus_per_job, quantize=quantize)
 
 
 def _gpus_per_job(value, source: str) -> float:

@@ -12,13 +12,16 @@ __all__ = ["status_lines"]
 
 
 def status_lines(store_path: str | Path) -> list[str]:
-    """Header, one line per run (status, N, D target, evaluations, last loss), then counts by status."""
+    """Header, one line per run (status, N, D target, evaluations, last loss), then counts by status and the
+    number of quantized evaluations (rows of the store's quant_evals table, and runs they cover)."""
     from scalinglab.runs.lease import lease_live
+    from scalinglab.runs.quant_evals import count_quant_evals
     from scalinglab.runs.store import RunStore
 
     path = Path(store_path)
     with RunStore(path, readonly=True) as store:
         runs, metrics = store.runs(), store.metrics()
+        n_quant, quant_runs = count_quant_evals(store)
     if runs.empty:
         return [f"{path}: no runs"]
     last = metrics.groupby("run").last() if not metrics.empty else None
@@ -37,4 +40,5 @@ def status_lines(store_path: str | Path) -> list[str]:
                      f"{tokens} {loss}")
     counts = runs["status"].value_counts()
     lines.append(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    lines.append(f"quantized evals: {n_quant} ({quant_runs} runs)")
     return lines

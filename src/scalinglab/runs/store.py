@@ -27,7 +27,9 @@ low (on the built-in synthetic ladder: E = 0.83 from all points vs 1.77 from fin
 Tables: ``runs`` (one row per run: status pending|running|done|failed, JSON config, counts, checkpoint
 paths, the step its last resume started from, error, and the lease: owner host and pid, last heartbeat,
 number of claims), ``metrics`` (run, step) → tokens, flops, loss, train_loss, lr, elapsed, and
-``noise_scale`` (run, step) → b_simple, the smoothed gradient noise scale (:func:`load_noise_scale`). Writers open
+``noise_scale`` (run, step) → b_simple, the smoothed gradient noise scale (:func:`load_noise_scale`), and
+``quant_evals`` (run_id, method, bits, activations, group_size) → the loss of the run's final checkpoint after
+post-training quantization (:mod:`scalinglab.runs.quant_evals`). Writers open
 short transactions with a busy timeout, so several worker processes share one file; WAL keeps finished
 results intact when a process is killed at any moment.
 
@@ -117,7 +119,24 @@ CREATE TABLE IF NOT EXISTS noise_scale (
 );
 """
 NOISE_COLUMNS = ("run", "step", "b_simple")
-OUR_TABLES = ("runs", "metrics", "noise_scale")
+QUANT_DDL = """
+CREATE TABLE IF NOT EXISTS quant_evals (
+    run_id TEXT NOT NULL REFERENCES runs(run),
+    method TEXT NOT NULL,
+    bits INTEGER NOT NULL,
+    activations TEXT NOT NULL,
+    group_size INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    loss REAL NOT NULL,
+    loss_float REAL NOT NULL,
+    weight_bytes INTEGER NOT NULL,
+    created REAL,
+    PRIMARY KEY (run_id, method, bits, activations, group_size)
+);
+"""
+QUANT_COLUMNS = ("run_id", "method", "bits", "activations", "group_size", "config", "loss", "loss_float",
+                 "weight_bytes", "created")
+OUR_TABLES = ("runs", "metrics", "noise_scale", "quant_evals")
 LEASE_DDL = {"owner_host": "TEXT", "owner_pid": "INTEGER", "heartbeat": "REAL", "claims": "INTEGER NOT NULL DEFAULT 0"}
 
 
@@ -175,12 +194,14 @@ class RunStore:
             if self.readonly:
                 raise InputError(f"{self.path}: an empty SQLite database, not a scalinglab run store")
             return True  # a new store: _init_schema creates everything
-        # runs and metrics always; noise_scale from the version that records it (added to older stores on open).
+        # runs and metrics always; noise_scale and quant_evals from the versions that record them (added to older
+        # stores on open).
         other = app_id not in (0, APPLICATION_ID) or not {"runs", "metrics"} <= set(tables) <= set(OUR_TABLES)
         if not other:
             run_cols, metric_cols = set(tables["runs"]), set(tables["metrics"])
             other = (run_cols - set(LEASE_COLUMNS) != set(RUN_COLUMNS) or metric_cols != set(METRIC_COLUMNS)
-                     or set(tables.get("noise_scale", NOISE_COLUMNS)) != set(NOISE_COLUMNS))
+                     or set(tables.get("noise_scale", NOISE_COLUMNS)) != set(NOISE_COLUMNS)
+                     or set(tables.get("quant_evals", QUANT_COLUMNS)) != set(QUANT_COLUMNS))
         if other:
             names = ", ".join(sorted(tables)) or "none"
             raise InputError(f"{self.path}: an SQLite database of another program (tables: {names}), not a scalinglab "
@@ -202,6 +223,7 @@ class RunStore:
                     if col not in have:
                         self.db.execute(f"ALTER TABLE runs ADD COLUMN {_ident(col, LEASE_COLUMNS)} {LEASE_DDL[col]}")
             self.db.execute(NOISE_DDL)  # stores written before the noise scale was recorded gain it
+            self.db.execute(QUANT_DDL)  # and those written before quantized evaluations gain their table
             self.db.execute(f"PRAGMA application_id={APPLICATION_ID:d}")
             self.db.execute("COMMIT")
         except BaseException:
