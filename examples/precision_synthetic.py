@@ -82,11 +82,11 @@ def figure(table, ladder, served, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from scalinglab.fitting.quant_evals import read_quant_evals
+    from scalinglab.fitting.quant_evals import load_quant_evals
     from scalinglab.laws.ptq import delta_ptq
     from scalinglab.planning.precision import plan_served
 
-    ev = read_quant_evals(table)
+    ev = load_quant_evals(table)
     held = {r["run"] for r in ladder.holdout["rows"]}
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     colors = {3.0: "C3", 4.0: "C1", 5.0: "C2", 6.0: "C0"}

@@ -10,7 +10,7 @@ from scalinglab.errors import InputError
 from scalinglab.fitting.precision_file import PrecisionFit
 from scalinglab.fitting.ptq_fit import fit_ptq
 from scalinglab.fitting.ptq_synthetic import synthetic_quant_ladder
-from scalinglab.fitting.quant_evals import read_quant_evals
+from scalinglab.fitting.quant_evals import load_quant_evals
 from scalinglab.fitting.result import FitResult
 from scalinglab.laws.ptq import KUMAR_BASE
 
@@ -33,14 +33,14 @@ def _one_line(exc):
 def test_delta_is_loss_minus_float_loss_and_nonpositive_rows_are_counted():
     t = _table(eval_noise=0.0)
     t.loc[0, "loss"] = t.loc[0, "loss_float"] - 1e-4  # 8-bit-like noise: the loss went down
-    ev = read_quant_evals(t)
+    ev = load_quant_evals(t)
     assert ev.excluded_nonpositive == 1 and len(ev.rows) == len(t) - 1
     np.testing.assert_allclose(ev.rows["ptq_delta"], ev.rows["loss"] - ev.rows["loss_float"])
     assert ev.summary["runs"] == 12 and ev.summary["bits"] == [3.0, 6.0]
 
 
 def test_runs_without_a_run_column_are_grouped_by_params_tokens_and_float_loss():
-    ev = read_quant_evals(_table().drop(columns="run"))
+    ev = load_quant_evals(_table().drop(columns="run"))
     assert ev.rows["run"].nunique() == 12 and len(ev.runs) == 12
 
 
@@ -57,17 +57,17 @@ def test_runs_without_a_run_column_are_grouped_by_params_tokens_and_float_loss()
         "no-degradation", "text-in-tokens"])
 def test_bad_tables_are_one_line_errors(edit, expect):
     with pytest.raises(InputError) as exc:
-        read_quant_evals(edit(_table()), source="q.csv")
+        load_quant_evals(edit(_table()), source="q.csv")
     assert expect in _one_line(exc)
 
 
 def test_method_filter_picks_one():
     t = _table()
     t2 = t.assign(method="rtn", loss=t["loss"] + 0.05)
-    ev = read_quant_evals(pd.concat([t, t2], ignore_index=True), method="rtn")
+    ev = load_quant_evals(pd.concat([t, t2], ignore_index=True), method="rtn")
     assert ev.method == "rtn" and np.all(ev.rows["ptq_delta"] > 0.04)
     with pytest.raises(InputError) as exc:
-        read_quant_evals(t, method="gptq")
+        load_quant_evals(t, method="gptq")
     assert "'gptq' is not in the table's 'method' column" in _one_line(exc)
 
 
@@ -138,3 +138,51 @@ def test_base_must_be_a_law_of_params_and_tokens(tmp_path):
     with pytest.raises(InputError) as exc:
         fit_ptq(_table(), base_law="sigmoid")
     assert "not a loss law of params and tokens" in _one_line(exc)
+
+
+def _store(path, table):
+    """A run store holding ``table``'s runs as finished ladder runs, with rtn evaluations per channel and per group."""
+    from scalinglab.runs.quant_evals import add_quant_eval
+    from scalinglab.runs.store import RunStore
+
+    with RunStore(path) as s:
+        for run, rows in table.groupby("run", sort=False):
+            N, D, lf = (float(rows[c].iloc[0]) for c in ("params", "tokens", "loss_float"))
+            s.register(run, params=int(N), params_total=int(N), flops_per_token=6 * N, tokens_target=int(D), config={})
+            s.add_metric(run, 10, int(D), 6 * N * D, lf)
+            s.update(run, status="done")
+            for r in rows.itertuples():
+                for group, extra in ((0, 0.0), (8, -0.3)):  # per-group scales: a smaller increase
+                    add_quant_eval(s, run, ("rtn", int(r.bits), "none", group), {}, lf + (r.loss - lf) * (1 + extra), lf,
+                                   1000)
+    return path
+
+
+def test_fit_reads_a_run_stores_quantized_evaluations(tmp_path):
+    path = _store(tmp_path / "runs.db", _table(eval_noise=0.0))
+    with pytest.raises(InputError) as exc:
+        load_quant_evals(path, method="rtn")
+    assert "configs differ in group_size: choose one with --quant-method rtn:group_size=VALUE" in _one_line(exc)
+    per_channel = load_quant_evals(path, method="rtn:group_size=0")
+    grouped = load_quant_evals(path, method="rtn:group_size=8,activations=none")
+    assert len(per_channel.rows) == len(grouped.rows) == 48 and per_channel.summary["runs"] == 12
+    np.testing.assert_allclose(grouped.rows["ptq_delta"], 0.7 * per_channel.rows["ptq_delta"], rtol=1e-6)
+    assert grouped.summary["method"] == "rtn:group_size=8,activations=none"
+    pf = fit_ptq(path, method="rtn:group_size=0")
+    assert pf.ptq.params["gamma_D"] == pytest.approx(0.5068, abs=0.03)
+    with pytest.raises(InputError) as exc:
+        load_quant_evals(path, method="rtn:group_size=64")
+    assert "no rtn rows with group_size=64 (found: 0, 8)" in _one_line(exc)
+    with pytest.raises(InputError) as exc:
+        load_quant_evals(path, method="rtn:bits=4")
+    assert "is not of the form key=value with key one of activations, group_size" in _one_line(exc)
+
+
+def test_a_store_without_quantized_evaluations_is_one_line(tmp_path):
+    from scalinglab.runs.store import RunStore
+
+    with RunStore(tmp_path / "empty.db"):
+        pass
+    with pytest.raises(InputError) as exc:
+        load_quant_evals(tmp_path / "empty.db")
+    assert "holds no quantized evaluations" in _one_line(exc)

@@ -6,7 +6,7 @@ from tests.laws.conftest import check_jacobian
 
 from scalinglab.fitting.api import fit
 from scalinglab.fitting.ptq_synthetic import synthetic_quant_ladder
-from scalinglab.fitting.quant_evals import read_quant_evals
+from scalinglab.fitting.quant_evals import load_quant_evals
 from scalinglab.laws.ptq import KUMAR_PTQ, delta_ptq
 from scalinglab.laws.registry import get_law
 
@@ -47,7 +47,7 @@ def test_jacobian_matches_finite_differences():
 
 
 def test_recovers_kumar_constants_within_bootstrap_intervals():
-    evals = read_quant_evals(synthetic_quant_ladder(seed=0))
+    evals = load_quant_evals(synthetic_quant_ladder(seed=0))
     rows = evals.rows.copy()
     rows.attrs = {"source": "synthetic"}
     result = fit(rows, "ptq", bootstrap=80, seed=0)

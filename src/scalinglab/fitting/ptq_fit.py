@@ -34,7 +34,7 @@ from scalinglab.fitting.bootstrap import (
 )
 from scalinglab.fitting.objective import HUBER_DELTA
 from scalinglab.fitting.precision_file import PrecisionFit, check_base_law
-from scalinglab.fitting.quant_evals import TARGET, QuantEvals, read_quant_evals
+from scalinglab.fitting.quant_evals import TARGET, QuantEvals, load_quant_evals
 from scalinglab.fitting.result import Bootstrap, FitResult
 from scalinglab.laws.registry import get_law
 
@@ -152,7 +152,7 @@ def fit_ptq(data, config: PTQFitConfig | None = None, columns=None, **kwargs) ->
     if config.base is not None:  # validated before any work
         base_file = FitResult.load(config.base)
         check_base_law(get_law(base_file.law), f"{config.base}")
-    evals = read_quant_evals(data, method=config.method, columns=columns)
+    evals = load_quant_evals(data, method=config.method, columns=columns)
     held = None
     k = parse_dn_holdout(config.holdout)
     if k:

@@ -1,9 +1,13 @@
 """Quantized evaluations as a table: one row per (run, precision), validated, with the loss increase derived.
 
-The contract (CSV, TSV, JSONL, Parquet, or a pandas frame):
+The contract (CSV, TSV, JSONL, Parquet, a pandas frame, or a run store whose ladder quantized its runs —
+:func:`scalinglab.runs.quant_evals.read_quant_evals` — with ``run_id`` read as ``run``):
 
-    params, tokens, bits, loss, loss_float        required
-    run, method, group_size, weight_bytes         optional
+    params, tokens, bits, loss, loss_float                          required
+    run, method, activations, group_size, weight_bytes              optional
+
+One fit reads one config family: ``--quant-method rtn`` picks a method, ``rtn:group_size=8,activations=none``
+also its group size and activation mode (the columns that make two rows of one run at one bit width differ).
 
 ``loss`` is the held-out loss after quantizing the run's final weights to ``bits`` bits and ``loss_float`` the
 same run's loss before quantization, so ``ptq_delta = loss − loss_float`` is the degradation the ``ptq`` law
@@ -28,6 +32,7 @@ from scalinglab.laws.ptq import BITS_RANGE
 from scalinglab.runs.schema import validate
 
 REQUIRED = ("params", "tokens", "bits", "loss", "loss_float")
+STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")  # a run store: its quant_evals table is read (runs.io's suffixes)
 TARGET = "ptq_delta"
 FLOAT_RTOL = 1e-9  # the rows of one run repeat its float loss: equal up to the rounding of a text file
 
@@ -58,7 +63,33 @@ def _subset(table: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def _choose_method(table: pd.DataFrame, method: str | None, source: str) -> tuple[pd.DataFrame, str | None]:
+CONFIG_COLUMNS = ("activations", "group_size")  # besides the method, what makes two configs at one bit width differ
+
+
+def parse_selector(text: str | None) -> tuple[str | None, dict[str, str]]:
+    """``rtn`` or ``rtn:group_size=8,activations=none`` → (method, {column: value})."""
+    if text is None or not text.strip():
+        return None, {}
+    name, _, opts = text.partition(":")
+    filters = {}
+    for part in filter(str.strip, opts.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq or key.strip() not in CONFIG_COLUMNS:
+            raise InputError(f"--quant-method: '{part}' is not of the form key=value with key one of "
+                             f"{', '.join(CONFIG_COLUMNS)} (e.g. rtn:group_size=8)")
+        filters[key.strip()] = value.strip()
+    return name.strip(), filters
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """Config values as text for matching: 8, 8.0 and '8' agree."""
+    num = pd.to_numeric(col, errors="coerce")
+    return col.astype(str).str.strip().where(num.isna(), num.map(lambda v: f"{v:g}"))
+
+
+def _choose_method(table: pd.DataFrame, selector: str | None, source: str) -> tuple[pd.DataFrame, str | None]:
+    """The rows of one quantization config family (one method; one activations mode and group size)."""
+    method, filters = parse_selector(selector)
     if "method" not in table.columns:
         if method is not None:
             raise InputError(f"{source}: --quant-method {method!r} given but the table has no 'method' column")
@@ -69,11 +100,32 @@ def _choose_method(table: pd.DataFrame, method: str | None, source: str) -> tupl
         if len(present) > 1:
             raise InputError(f"{source}: the table mixes quantization methods ({', '.join(present)}); their losses "
                              "follow different laws — choose one with --quant-method")
-        return table, present[0] if present else None
-    if method not in present:
+        method = present[0] if present else None
+    elif method not in present:
         raise InputError(f"{source}: --quant-method {method!r} is not in the table's 'method' column "
                          f"(found: {', '.join(present)})")
-    return _subset(table, (names == method).to_numpy()), method
+    mask = (names == method).to_numpy().copy()
+    for key, value in filters.items():
+        if key not in table.columns:
+            raise InputError(f"{source}: --quant-method filters on '{key}' but the table has no such column")
+        col = _text(table[key])
+        found = sorted(set(col[mask]))
+        mask = mask & (col == value).to_numpy()
+        if not mask.any():
+            raise InputError(f"{source}: no {method} rows with {key}={value} (found: {', '.join(found)})")
+    return _subset(table, mask), selector.strip() if selector else method
+
+
+def _read_store(path, source: str) -> pd.DataFrame:
+    """A run store's quantized evaluations (the ladder's ``quantize:`` step) as a table of this contract."""
+    from scalinglab.runs.quant_evals import read_quant_evals as read_store
+
+    frame = read_store(path).rename(columns={"run_id": "run"})
+    if frame.empty:
+        raise InputError(f"{source}: the run store holds no quantized evaluations (give the ladder spec a "
+                         "quantize: list and run it again)")
+    frame.attrs = {"source": source, "row_numbers": np.arange(1, len(frame) + 1)}
+    return frame
 
 
 def _run_labels(table: pd.DataFrame, source: str) -> np.ndarray:
@@ -84,11 +136,14 @@ def _run_labels(table: pd.DataFrame, source: str) -> np.ndarray:
     return np.array([f"N={n:.6g},D={d:.6g},L={lf:.6g}" for n, d, lf in keys])
 
 
-def read_quant_evals(data, source: str | None = None, method: str | None = None, columns=None) -> QuantEvals:
+def load_quant_evals(data, source: str | None = None, method: str | None = None, columns=None) -> QuantEvals:
     """A file path or a frame → :class:`QuantEvals` (validated; δ derived; δ ≤ 0 rows counted and left out)."""
     from pathlib import Path
 
-    if isinstance(data, str | Path):
+    if isinstance(data, str | Path) and Path(data).suffix.lower() in STORE_SUFFIXES and Path(data).is_file():
+        source = source or str(data)
+        table = _read_store(data, source)
+    elif isinstance(data, str | Path):
         from scalinglab.runs.io import read_runs
 
         table = read_runs(data, columns)
@@ -138,7 +193,9 @@ def read_quant_evals(data, source: str | None = None, method: str | None = None,
     dup = table.duplicated(subset=["run", "bits"], keep=False).to_numpy()
     if dup.any():
         i, j = np.flatnonzero(dup)[:2]
-        hint = " (different group sizes? keep one per bit width)" if "group_size" in table.columns else ""
+        varying = [c for c in CONFIG_COLUMNS if c in table.columns and table[c].nunique() > 1]
+        hint = (f" (configs differ in {', '.join(varying)}: choose one with --quant-method "
+                f"{method or 'METHOD'}:{varying[0]}=VALUE)" if varying else "")
         raise InputError(f"{source}: rows {_row(table, int(i))} and {_row(table, int(j))} both give run "
                          f"{table['run'].iloc[int(i)]!r} at {bits[int(i)]:g} bits{hint}")
 
