@@ -139,3 +139,18 @@ def test_bad_input_is_one_line_and_exit_2(served, files, capsys, argv, expect):
     code, out, err = run([a.format(**names) for a in argv], capsys)
     assert code == 2, (out, err)
     assert expect in err and err.count("\n") == 1, err
+
+
+def test_fit_text_output_and_a_ptq_only_file(files, exact, capsys):
+    out_path = files / "on_exact.json"
+    code, out, err = run(["fit", str(files / "quant.csv"), "--law", "ptq", "--base", str(exact), "--holdout",
+                          "largest-dn=1", "--out", str(out_path)], capsys)
+    assert code == 0, err
+    assert "gamma_post" in out and "held out N220M-x400.0 at 4 bits: measured" in out and "fit written to" in out
+    assert json.loads(out_path.read_text())["law"] == "chinchilla"
+    only = files / "only.json"
+    code, _, err = run(["fit", str(files / "quant.csv"), "--law", "ptq", "--out", str(only)], capsys)
+    assert code == 0, err
+    code, out, _ = run(["predict", str(only), "--params", "1e8", "--tokens", "5e9", "--bits", "4", "--json"], capsys)
+    pred = json.loads(out)
+    assert code == 0 and "loss" not in pred and pred["ptq_delta"]["value"] > 0
