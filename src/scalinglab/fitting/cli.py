@@ -53,8 +53,8 @@ def fit_cmd(
     base: Annotated[Path | None, typer.Option(help="--law ptq: the loss law L(N, D) to add δ_PTQ to (a fit file).")] = None,
     base_law: Annotated[str | None, typer.Option(help="--law ptq: fit this loss law to the runs' float losses "
                                                       "(same bootstrap as δ_PTQ).")] = None,
-    quant_method: Annotated[str | None, typer.Option(help="--law ptq: the quantization method to fit when the "
-                                                          "table mixes several.")] = None,
+    quant_method: Annotated[str | None, typer.Option(help="--law ptq: the quantization config to fit when the "
+                                                          "table mixes several: rtn, or rtn:group_size=8.")] = None,
 ) -> None:
     """Fit a scaling law to runs.
 
