@@ -48,9 +48,12 @@ def main() -> None:
         print(f"  {k:10s} {v:.4g}  [{lo:.4g}, {hi:.4g}]")
     for r in ladder.holdout["rows"]:
         d = r["ptq_delta"]
+        pi, dpi = r["prediction_interval"], d["prediction_interval"]
         print(f"  held out {r['run']} @ {r['bits']:g} bits: loss measured {r['actual_loss']:.4f}, predicted "
-              f"{r['loss']:.4f} [{r['interval'][0]:.4f}, {r['interval'][1]:.4f}] {'inside' if r['inside'] else 'OUTSIDE'}; "
-              f"δ measured {r['actual_ptq_delta']:.4g}, predicted {d['value']:.4g} [{d['interval'][0]:.4g}, {d['interval'][1]:.4g}]")
+              f"{r['loss']:.4f} [{r['interval'][0]:.4f}, {r['interval'][1]:.4f}] {'inside' if r['inside'] else 'OUTSIDE'}"
+              f", one run [{pi[0]:.4f}, {pi[1]:.4f}]; δ measured {r['actual_ptq_delta']:.4g}, predicted {d['value']:.4g} "
+              f"[{d['interval'][0]:.4g}, {d['interval'][1]:.4g}], one run [{dpi[0]:.4g}, {dpi[1]:.4g}]")
+    print(f"  scatter (log sd): {ladder.evaluations['scatter']}")
 
     # 2. δ on all runs, on top of the Gemstones base fit (two data sets: independent bootstraps, paired by index).
     gem = fit(bundled.path(bundled.GEMSTONES), "chinchilla", bootstrap=args.bootstrap, seed=0)

@@ -85,6 +85,12 @@ def test_holdout_scores_the_largest_tokens_per_parameter_run(joint):
     assert h["rule"] == "largest-dn=1" and h["n"] == 4
     assert {r["run"] for r in h["rows"]} == {"N220M-x400.0"}
     assert h["inside"] == 4, h["rows"]
+    # The one-run interval adds the fits' scatter: it contains the confidence interval, and the measurements.
+    for r in h["rows"]:
+        assert r["prediction_interval"][0] <= r["interval"][0] and r["interval"][1] <= r["prediction_interval"][1]
+    assert h["inside_prediction"] == 4 and h["delta_inside_prediction"] == 4, h["rows"]
+    scatter = joint.evaluations["scatter"]
+    assert 0.02 < scatter["ptq_log_sd"] < 0.2 and 0.0 < scatter["base_log_sd"] < 0.02  # synthetic: 5 % and 0.5 %
     assert joint.evaluations["tokens_per_param"][1] < 400.0
 
 
@@ -117,7 +123,9 @@ def _tamper(joint, tmp_path, edit):
     (lambda d: d["ptq"]["bootstrap"]["samples"]["gamma_D"].pop(), "bootstrap.samples lists have different lengths"),
     (lambda d: d["ptq"]["theta"].__setitem__(3, -1.0), "theta[3] (kappa) = -1 is outside the law's range"),
     (lambda d: d.update(ptq=[1, 2]), "section 'ptq': expected an object"),
-], ids=["params-vs-theta", "missing-param", "wrong-law", "pairing", "bits-range", "samples", "kappa-range", "not-object"])
+    (lambda d: d["ptq"]["evaluations"]["scatter"].update(ptq_log_sd=-1), "evaluations.scatter.ptq_log_sd = -1"),
+], ids=["params-vs-theta", "missing-param", "wrong-law", "pairing", "bits-range", "samples", "kappa-range", "not-object",
+        "scatter"])
 def test_tampered_ptq_section_is_one_line(joint, tmp_path, edit, expect):
     assert expect in _tamper(joint, tmp_path, edit)
 

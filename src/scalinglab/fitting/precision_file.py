@@ -8,7 +8,8 @@ files — predict, plan, report — still reads L(N, D)) with one more key, ``pt
              "bootstrap": {...}, "inputs": {"params": [lo, hi], "tokens": [lo, hi], "bits": [lo, hi]},
              "pairing": "same-runs" | "independent" | null,
              "evaluations": {"runs": …, "rows": …, "excluded_nonpositive": …, "method": …,
-                             "bits": [lo, hi], "tokens_per_param": [lo, hi]},
+                             "bits": [lo, hi], "tokens_per_param": [lo, hi],
+                             "scatter": {"ptq_log_sd": …, "base_log_sd": … | null}},
              "holdout": {...} | null}}
 
 Without a base law the file is the ``ptq`` section alone (top-level ``law`` = ``ptq``). Read back, each part is
@@ -93,6 +94,13 @@ def _check_section(sec: dict, where: str) -> None:
     for key in ("runs", "rows", "excluded_nonpositive"):
         if key in ev and not (isinstance(ev[key], int) and not isinstance(ev[key], bool) and ev[key] >= 0):
             raise InputError(f"{where}: evaluations.{key} = {ev[key]!r} must be a non-negative integer")
+    scatter = ev.get("scatter", {})
+    if not isinstance(scatter, dict):
+        raise InputError(f"{where}: evaluations.scatter must be an object")
+    for key in ("ptq_log_sd", "base_log_sd"):
+        v = scatter.get(key)
+        if v is not None and not (isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0):
+            raise InputError(f"{where}: evaluations.scatter.{key} = {v!r} must be a number >= 0 or null")
     if sec.get("holdout") is not None and not isinstance(sec["holdout"], dict):
         raise InputError(f"{where}: 'holdout' must be an object or null")
 

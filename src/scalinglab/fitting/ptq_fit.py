@@ -145,6 +145,17 @@ def _bootstrap(ptq: FitResult, base: FitResult | None, evals: QuantEvals, config
         _attach(result, theta_b, ok, config.level, config.bootstrap)
 
 
+MAD_TO_SD = 1.4826  # normalised median absolute deviation: the standard deviation of a normal sample
+
+
+def _log_sd(result: FitResult, table: pd.DataFrame, target: str) -> float:
+    """Robust spread of one run's log target around the fitted law: the scatter a prediction interval adds."""
+    law = get_law(result.law)
+    pred = law.predict(result.params, {c: table[c].to_numpy(float) for c in law.inputs})
+    r = np.log(table[target].to_numpy(float)) - np.log(pred)
+    return float(MAD_TO_SD * np.median(np.abs(r - np.median(r))))
+
+
 def fit_ptq(data, config: PTQFitConfig | None = None, columns=None, **kwargs) -> PrecisionFit:
     """Quantized evaluations (a file or a frame) → :class:`PrecisionFit` (δ_PTQ, and L(N, D) when given)."""
     config = config or PTQFitConfig(**kwargs)
@@ -169,7 +180,9 @@ def fit_ptq(data, config: PTQFitConfig | None = None, columns=None, **kwargs) ->
         _bootstrap(ptq, base if config.base_law else None, evals, config)
         if base is not None and base.bootstrap is not None:
             pairing = "same-runs" if config.base_law else "independent"
-    result = PrecisionFit(base=base, ptq=ptq, pairing=pairing, evaluations=evals.summary)
+    scatter = {"ptq_log_sd": _log_sd(ptq, rows, TARGET),
+               "base_log_sd": _log_sd(base, evals.runs, "loss") if config.base_law else None}
+    result = PrecisionFit(base=base, ptq=ptq, pairing=pairing, evaluations={**evals.summary, "scatter": scatter})
     if held is not None:
         from scalinglab.planning.precision import score_holdout
 

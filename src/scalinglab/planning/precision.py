@@ -141,11 +141,34 @@ def predict_served(pf: PrecisionFit, N: float, D: float, bits: float) -> dict:
                 lf_b = np.exp(law.log_predict(tb, xb))[:, 0]
             out["interval"] = _interval(lf_b + d_b, level)
             out["loss_float"]["interval"] = _interval(lf_b, level)
+    if d_b is not None:
+        _prediction_intervals(out, pf, d_b, lf_b if pf.base is not None and tb is not None else None, level)
     if level is not None:
         out["level"], out["pairing"] = level, pf.pairing
         out["replicates"] = int(len(tp))
     out["warnings"] = extrapolation_warnings(pf, float(N), float(D), bits)
     return out
+
+
+PI_DRAWS = 4000  # scatter draws per prediction, spread over the replicates
+PI_SEED = 0  # fixed: a forecast printed twice is the same forecast
+
+
+def _prediction_intervals(out: dict, pf: PrecisionFit, d_b: np.ndarray, lf_b: np.ndarray | None, level: float) -> None:
+    """Intervals for one new run: each replicate's forecast times the fits' run-to-run scatter (log-normal, its
+    robust spread from the fit's residuals). The confidence intervals above are for the law's mean."""
+    scatter = pf.evaluations.get("scatter") or {}
+    sd_p, sd_b = scatter.get("ptq_log_sd"), scatter.get("base_log_sd")
+    if sd_p is None:
+        return
+    k = max(1, PI_DRAWS // len(d_b))
+    rng = np.random.default_rng(PI_SEED)
+    d_new = np.repeat(d_b, k) * np.exp(sd_p * rng.standard_normal(len(d_b) * k))
+    out["ptq_delta"]["prediction_interval"] = _interval(d_new, level)
+    if lf_b is not None:
+        lf_new = np.repeat(lf_b, k) * np.exp((sd_b or 0.0) * rng.standard_normal(len(lf_b) * k))
+        out["prediction_interval"] = _interval(lf_new + d_new, level)
+        out["prediction_interval_scatter"] = "δ and L" if sd_b is not None else "δ only (the base fit's scatter is unknown)"
 
 
 def _allocation(N: np.ndarray, loss: np.ndarray, flops: float) -> dict[str, np.ndarray]:
@@ -225,6 +248,13 @@ def score_holdout(pf: PrecisionFit, held, k: int) -> dict:
                 lo, hi = pred["interval"]
                 row["interval"] = pred["interval"]
                 row["inside"] = bool(lo <= r.loss <= hi)
+            if "prediction_interval" in pred:
+                lo, hi = pred["prediction_interval"]
+                row["prediction_interval"] = pred["prediction_interval"]
+                row["inside_prediction"] = bool(lo <= r.loss <= hi)
+        if "prediction_interval" in pred["ptq_delta"]:
+            lo, hi = pred["ptq_delta"]["prediction_interval"]
+            row["delta_inside_prediction"] = bool(lo <= r.ptq_delta <= hi)
         rows.append(row)
     out: dict = {"rule": f"largest-dn={k}", "rows": rows}
     scored = [r for r in rows if "loss" in r]
@@ -234,5 +264,9 @@ def score_holdout(pf: PrecisionFit, held, k: int) -> dict:
     judged = [r for r in rows if "inside" in r]
     if judged:
         out["inside"], out["n"] = sum(r["inside"] for r in judged), len(judged)
+    for key in ("inside_prediction", "delta_inside_prediction"):
+        judged = [r for r in rows if key in r]
+        if judged:
+            out[key] = sum(r[key] for r in judged)
     return out
 

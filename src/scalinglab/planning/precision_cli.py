@@ -62,6 +62,9 @@ def print_precision_fit(console: Console, result) -> None:
                 line += f", predicted {r['loss']:.4f}"
             if "interval" in r:
                 line += f" [{r['interval'][0]:.4f}, {r['interval'][1]:.4f}] {'inside' if r['inside'] else 'OUTSIDE'}"
+            if "prediction_interval" in r:
+                lo, hi = r["prediction_interval"]
+                line += f"; one-run interval [{lo:.4f}, {hi:.4f}] {'inside' if r['inside_prediction'] else 'OUTSIDE'}"
             console.print(line)
 
 
@@ -80,12 +83,19 @@ def predict_served_cmd(console: Console, fit_path: Path, params: float | None, t
     where = f"N={fmt(params)}, D={fmt(tokens)}, {fmt(pred['inputs']['bits'])} bits"
 
     def iv(d):
-        return f"  [{d['interval'][0]:.4g}, {d['interval'][1]:.4g}]" if "interval" in d else ""
+        text = f"  [{d['interval'][0]:.4g}, {d['interval'][1]:.4g}]" if "interval" in d else ""
+        if "prediction_interval" in d:
+            text += f", one run [{d['prediction_interval'][0]:.4g}, {d['prediction_interval'][1]:.4g}]"
+        return text
 
     if "loss" in pred:
         line = f"loss after quantization at {where}: {pred['loss']:.4f}"
         if "interval" in pred:
-            line += f"  ({pred['level']:.0%} interval {pred['interval'][0]:.4f} – {pred['interval'][1]:.4f})"
+            line += f"  ({pred['level']:.0%} interval {pred['interval'][0]:.4f} – {pred['interval'][1]:.4f}"
+            if "prediction_interval" in pred:
+                line += (f"; for one run {pred['prediction_interval'][0]:.4f} – "
+                         f"{pred['prediction_interval'][1]:.4f}")
+            line += ")"
         console.print(line)
         console.print(f"  float loss L(N, D):  {pred['loss_float']['value']:.4f}{iv(pred['loss_float'])}")
     console.print(f"  loss increase δ_PTQ: {pred['ptq_delta']['value']:.4g}{iv(pred['ptq_delta'])}")
