@@ -1,4 +1,4 @@
-"""Auto-quantization of ladder runs: spec validation, grouped RTN against a plain loop, the quant_evals
+"""Auto-quantization of ladder runs: spec validation, weight-only loss and bytes against the packed WeightOnlyLinear model, the quant_evals
 rows (one per run and precision, on the run's own held-out tokens), resume after a crash or a SIGKILL in
 the quantization step, and the exported table."""
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from scalinglab.errors import InputError
-from scalinglab.ladder.autoquant import QuantSpec, _rtn_grouped, quantize_and_evaluate
+from scalinglab.ladder.autoquant import QuantSpec, quantize_and_evaluate
 from scalinglab.ladder.executors import run_ladder
 from scalinglab.ladder.spec import parse_spec
 from scalinglab.ladder.status import status_lines
@@ -49,14 +49,14 @@ def raw_spec(quantize=None, d_model=16):
     ({"bits": 5}, r"quantize\[0\]: 'bits' = 5"),
     ({"bits": True}, r"quantize\[0\]: 'bits' = True"),
     ({"bits": 4, "activations": 16}, r"quantize\[0\]: 'activations' = 16"),
-    ({"bits": 4, "group_size": 0}, r"quantize\[0\]: 'group_size' = 0"),
+    ({"bits": 4, "group_size": 1}, r"quantize\[0\]: 'group_size' = 1"),
     ({"bits": 4, "group_size": 2.5}, r"quantize\[0\]: 'group_size' = 2.5"),
     ({"bits": 4, "granularity": "row"}, r"quantize\[0\]: unknown field 'granularity'"),
     ({"method": "smoothquant", "bits": 8}, r"quantize\[0\]: method smoothquant quantizes activations"),
     ({"bits": 8, "activations": 8, "group_size": 8}, r"quantize\[0\]: 'group_size' applies to weight-only"),
     ({"method": "llm.int8", "bits": 4, "activations": 8}, r"quantize\[0\]: llm.int8 is defined for 8-bit"),
     ({"bits": 4, "group_size": 6}, r"quantize\[0\]: 'group_size' = 6 does not divide the input width 16"),
-], ids=["not-a-table", "unknown-method", "no-bits", "bits-5", "bits-bool", "activations-16", "group-0",
+], ids=["not-a-table", "unknown-method", "no-bits", "bits-5", "bits-bool", "activations-16", "group-1",
         "group-fraction", "unknown-field", "smoothquant-weight-only", "group-with-activations", "llm.int8-w4",
         "group-not-dividing"])
 def test_spec_quantize_errors_name_the_field(entry, message):
@@ -78,40 +78,39 @@ def test_spec_quantize_list_parses_and_rejects_repeats():
 
 
 # ------------------------------------------------------------------------------------------ the quantizer
-@pytest.mark.parametrize("bits, group", [(4, 4), (6, 8), (8, 0), (4, 64)], ids=["w4-g4", "w6-g8", "w8-row", "w4-wide"])
-def test_grouped_rtn_matches_a_plain_loop(bits, group):
-    w = torch.randn(6, 16, generator=torch.Generator().manual_seed(bits + group)) * 0.1
-    w[2, :4] = 0.0  # an all-zero group must stay zero
-    qmax = 2 ** (bits - 1) - 1
-    g = min(group or 16, 16)
-    ref = np.zeros((6, 16))
-    for r in range(6):
-        for s in range(0, 16, g):
-            block = w[r, s:s + g].double().numpy()
-            step = np.abs(block).max() / qmax or 1.0
-            ref[r, s:s + g] = np.clip(np.rint(block / step), -qmax, qmax) * step
-    assert np.allclose(_rtn_grouped(w, bits, group).double().numpy(), ref, atol=1e-6)
-
-
-def test_quantize_and_evaluate_leaves_the_float_model_and_counts_packed_bytes():
+@pytest.mark.parametrize("raw", [W8, W4G, W4], ids=["w8-g8", "w4-g8", "w4-row"])
+def test_weight_only_loss_and_bytes_match_the_packed_model(raw):
     from scalinglab.ladder.model import GPT, GPTConfig
     from scalinglab.ladder.train import evaluate
+    from scalinglab.quant.apply import find_linears
     from scalinglab.quant.evaluate import model_bytes
+    from scalinglab.quant.weight_only import WeightOnlyLinear
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=16, seq_len=16, d_model=16, n_layer=1, n_head=2))
     before = copy.deepcopy(model.state_dict())
-    x = torch.randint(0, 16, (8, 17))
+    x = torch.randint(0, 16, (8, 17), generator=torch.Generator().manual_seed(1))
     val = [(x[:, :-1], x[:, 1:])]
-    float_loss = evaluate(model, val, "fp32")
-    w8, w4 = (quantize_and_evaluate(model, QuantSpec.from_raw(r), val) for r in (W8, W4G))
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    # Linears: q, k, v, o (16 → 16), fc_in (16 → 64), fc_out (64 → 16): 3,072 fp32 weights in groups of 8,
-    # packed at b bits plus one fp32 scale per group; biases, norms and embeddings stay in float.
-    n = 4 * 16 * 16 + 2 * 16 * 64
-    for q, bits in ((w8, 8), (w4, 4)):
-        assert q.weight_bytes == model_bytes(model) - 4 * n + n * bits // 8 + 4 * (n // 8)
-    assert abs(w8.loss - float_loss) < abs(w4.loss - float_loss) + 1e-4 and abs(w8.loss - float_loss) < 1e-3
+    spec = QuantSpec.from_raw(raw)
+    got = quantize_and_evaluate(model, spec, val)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the float model is untouched
+    # Reference: the model with every linear swapped for the packed WeightOnlyLinear (its fused kernel).
+    ref, layers = copy.deepcopy(model), 0
+    modules = dict(ref.named_modules())
+    for name, lin in find_linears(ref).items():
+        q = WeightOnlyLinear.from_float(lin.weight, lin.bias, spec.bits, spec.group_size)
+        layers += q.weight_bytes() - lin.weight.numel() * 4 - lin.bias.numel() * 4
+        parent, _, child = name.rpartition(".")
+        setattr(modules[parent], child, q)
+    assert abs(got.loss - evaluate(ref, val, "fp32")) < 1e-5
+    assert got.weight_bytes == model_bytes(model) + layers  # measured: codes, fp16 steps, zero points
+    # Linears q, k, v, o (16 → 16), fc_in (16 → 64), fc_out (64 → 16): codes (half a byte each at 4 bits, a
+    # byte at 6 and 8), a float16 step and a uint8 zero point per group, a float32 bias, minus the float weights.
+    expected = 0
+    for n_out, n_in in [(16, 16)] * 4 + [(64, 16), (16, 64)]:
+        groups = n_in // (spec.group_size or n_in)
+        expected += n_out * n_in * (0.5 if spec.bits == 4 else 1) + 3 * n_out * groups - 4 * n_out * n_in
+    assert layers == expected
 
 
 # ------------------------------------------------------------------------------------------ ladder + store

@@ -8,26 +8,28 @@ A ladder spec's ``quantize:`` list holds these configs; every finished run is ev
 (:mod:`scalinglab.ladder.quant_runs`). Fields:
 
     method       rtn | smoothquant | outliertune | llm.int8
-    bits         weight bits: 8, 6 or 4 (symmetric absmax codes, qmax = 2^(b-1) - 1)
+    bits         weight bits: 8, 6 or 4
     activations  none (weight-only, "W4A16": activations stay in floating point; rtn only) or 8, 6, 4:
                  activations quantized too (dynamic per-token for rtn and smoothquant, calibrated static
                  per-channel steps for outliertune, 8 with outlier columns for llm.int8)
-    group_size   weight-only: input channels sharing one scale (e.g. 32, 64, 128); absent or null = one
-                 scale per output channel. A group at least as wide as a layer's input is the whole row.
+    group_size   weight-only: input channels sharing one step (e.g. 32, 64, 128; at least 2); absent or
+                 null = one step per output channel. A group at least as wide as a layer's input is the row.
 
-Weight-only RTN per group (Frantar et al. 2023, GPTQ Sec. 5 "grouping"; Dettmers & Zettlemoyer 2023): a row
-w of W (out × in) is cut into groups of g inputs, each gets s = amax(|w_group|)/qmax and w ↦ s·round(w/s).
-Its loss is measured on the dequantized weights W_q·s — the same function any W4A16 kernel computes, up to
-float summation order. Its ``weight_bytes`` count the codes packed at b bits (⌈out·in·b/8⌉ bytes), one
-float32 scale per group and the float bias, plus every tensor left in float (embeddings, norms).
-Weight-and-activation methods go through :func:`scalinglab.quant.quantize_` and their bytes are measured on
-the quantized model (codes of 6 and 4 bits sit in int8 containers there, one byte per weight).
+Weight-only RTN (:class:`scalinglab.quant.weight_only.WeightOnlyLinear`): each group of g inputs of an
+output row gets an asymmetric min/max grid, step s = (max − min)/(2^b − 1) (float16) and zero point z
+(uint8), w ↦ s·(clamp(round(w/s) + z) − z) — the grouping of Frantar et al. 2023 (GPTQ, Sec. 5) with
+round-to-nearest instead of GPTQ's error feedback; codes are packed (two per byte at 4 bits). The loss is
+evaluated with the dequantized weights in the float layers (the same function as the packed layer's
+fused dequant-matmul, checked to 1e-5 in the tests). Weight-and-activation methods go through
+:func:`scalinglab.quant.quantize_` with their method's config (:func:`scalinglab.quant.config_for`):
+symmetric absmax codes (qmax = 2^(b−1) − 1; 6- and 4-bit codes sit
+in int8 containers there, one byte per weight). ``weight_bytes`` is measured on the quantized model: every
+parameter and buffer (embeddings, norms and biases stay in float).
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -40,7 +42,6 @@ BITS = (8, 6, 4)
 WEIGHT_ONLY = "none"
 PER_CHANNEL = 0  # group_size stored for "one scale per output channel"
 FIELDS = ("method", "bits", "activations", "group_size")
-SCALE_BYTES = 4  # one float32 scale per group
 EXAMPLE = "{method: rtn, bits: 4, activations: none, group_size: 128}"
 
 
@@ -98,9 +99,9 @@ class QuantSpec:
         group = raw.get("group_size")
         if group is None:
             group = PER_CHANNEL
-        elif isinstance(group, bool) or not isinstance(group, int) or group < 1:
-            raise InputError(f"{where}: 'group_size' = {group!r}, expected a positive integer (input channels per "
-                             "scale) or null for one scale per output channel")
+        elif isinstance(group, bool) or not isinstance(group, int) or group < 2:
+            raise InputError(f"{where}: 'group_size' = {group!r}, expected an integer >= 2 (input channels per "
+                             "step) or null for one step per output channel")
         if acts == WEIGHT_ONLY and method != "rtn":
             raise InputError(f"{where}: method {method} quantizes activations; give 'activations': 8, 6 or 4 "
                              "(weight-only is method rtn)")
@@ -126,7 +127,7 @@ def parse_quantize(raw, where: str) -> tuple[QuantSpec, ...]:
 
 
 def check_groups(specs: Sequence[QuantSpec], in_features: Sequence[int], where: str) -> None:
-    """Every group size narrower than a linear's input width must divide it (no ragged last group)."""
+    """Every group size narrower than a linear's input width must divide it (no padded last group)."""
     for i, s in enumerate(specs):
         for k in in_features:
             if s.group_size and s.group_size < k and k % s.group_size:
@@ -145,7 +146,8 @@ def quantize_and_evaluate(model, spec: QuantSpec, eval_batches: Sequence[tuple],
     ``eval_batches`` ((x, y) id tensors, as :meth:`Corpus.val_batches` gives) and its weight bytes.
 
     ``calib``: token-id batches from the training distribution, for methods that calibrate (smoothquant,
-    outliertune, llm.int8); weight-only RTN is data-free.
+    outliertune, llm.int8); weight-only RTN is data-free. The linears quantized are those
+    :func:`scalinglab.quant.apply.find_linears` finds (the tied LM head stays in float).
     """
     import torch
 
@@ -155,36 +157,24 @@ def quantize_and_evaluate(model, spec: QuantSpec, eval_batches: Sequence[tuple],
 
     qmodel = copy.deepcopy(model).cpu().eval()
     if spec.weight_only:
-        linears = find_linears(qmodel)
-        float_bytes = model_bytes(qmodel)
-        packed = 0
+        from scalinglab.quant.weight_only import WeightOnlyLinear
+
+        # Bytes from the packed modules; the loss from the float layers holding the dequantized weights Ŵ,
+        # the function WeightOnlyLinear computes (its fused kernel is ~2× slower than fp32 at the evaluation's
+        # M = batch·T rows on these narrow layers, and its result differs only in summation order).
+        packed = copy.deepcopy(qmodel)
+        modules = dict(packed.named_modules())
         with torch.no_grad():
-            for lin in linears.values():
-                float_bytes -= lin.weight.untyped_storage().nbytes()
-                lin.weight.copy_(_rtn_grouped(lin.weight, spec.bits, spec.group_size))
-                out, k = lin.weight.shape
-                g = min(spec.group_size or k, k)
-                packed += math.ceil(out * k * spec.bits / 8) + out * (k // g) * SCALE_BYTES
-        weight_bytes = float_bytes + packed
-    else:
-        from scalinglab.quant.apply import quantize_
-        from scalinglab.quant.config import QuantConfig
-        from scalinglab.quant.models import forward_logits
+            for name, lin in find_linears(qmodel).items():
+                q = WeightOnlyLinear.from_float(lin.weight, lin.bias, spec.bits, spec.group_size)
+                lin.weight.copy_(q.dequantize())
+                parent, _, child = name.rpartition(".")
+                setattr(modules[parent] if parent else packed, child, q)
+        return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(packed))
+    from scalinglab.quant.apply import quantize_
+    from scalinglab.quant.models import forward_logits
+    from scalinglab.quant.registry import config_for
 
-        cfg = QuantConfig(method=spec.method, bits_w=spec.bits, bits_a=int(spec.activations))
-        quantize_(qmodel, cfg, list(calib), forward_logits)
-        weight_bytes = model_bytes(qmodel)
-    return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=int(weight_bytes))
-
-
-def _rtn_grouped(w, bits: int, group_size: int):
-    """Dequantized round-to-nearest weights with one absmax scale per group of ``group_size`` inputs per row
-    (0 or ≥ in: one per row); W (out × in) float."""
-    from scalinglab.quant.primitives import amax_to_scale, dequantize, qmax_for_bits, quantize
-
-    out, k = w.shape
-    g = min(group_size or k, k)
-    qmax = qmax_for_bits(bits)
-    wg = w.detach().float().reshape(out, k // g, g)  # (out, groups, g)
-    scale = amax_to_scale(wg.abs().amax(dim=-1, keepdim=True), qmax)
-    return dequantize(quantize(wg, scale, qmax), scale).reshape(out, k).to(w.dtype)
+    config = config_for(spec.method, bits_w=spec.bits, bits_a=int(spec.activations))  # the method's own config
+    quantize_(qmodel, config, calib=list(calib) or None, forward=forward_logits)
+    return QuantEval(loss=evaluate(qmodel, eval_batches, "fp32", "cpu"), weight_bytes=model_bytes(qmodel))
