@@ -79,6 +79,11 @@ def fit_cmd(
     if _is_ptq(law):
         from scalinglab.planning.precision_cli import fit_ptq_cmd
 
+        if plot:
+            from scalinglab.errors import InputError
+
+            raise InputError("fit --law ptq: --plot is not available; examples/precision_synthetic.py draws δ_PTQ by D/N")
+
         return fit_ptq_cmd(console, data, columns=columns, base=base, base_law=base_law, method=quant_method,
                            huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout, seed=seed,
                            out=out, as_json=as_json)
