@@ -27,6 +27,12 @@ def _write(write, path: Path, option: str) -> None:
         raise InputError(f"{option}: cannot write {path} ({exc.strerror or type(exc).__name__})") from None
 
 
+def _is_ptq(law: str) -> bool:
+    from scalinglab.laws.registry import get_law
+
+    return get_law(law).name == "ptq"
+
+
 def fit_cmd(
     data: Annotated[Path, typer.Argument(help="Runs: CSV, TSV, JSONL, Parquet, or a run store (.db).")],
     law: LawOpt = "chinchilla",
@@ -44,6 +50,11 @@ def fit_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap resampling.")] = 0,
     jobs: Annotated[int | None, typer.Option(help="Threads for the bootstrap (default: all cores).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
+    base: Annotated[Path | None, typer.Option(help="--law ptq: the loss law L(N, D) to add δ_PTQ to (a fit file).")] = None,
+    base_law: Annotated[str | None, typer.Option(help="--law ptq: fit this loss law to the runs' float losses "
+                                                      "(same bootstrap as δ_PTQ).")] = None,
+    quant_method: Annotated[str | None, typer.Option(help="--law ptq: the quantization config to fit when the "
+                                                          "table mixes several: rtn, or rtn:group_size=8.")] = None,
 ) -> None:
     """Fit a scaling law to runs.
 
@@ -52,6 +63,8 @@ def fit_cmd(
       scalinglab fit runs.csv --columns params="Model Size",tokens=D,loss=final --bootstrap 1000
       scalinglab fit runs.db --law chinchilla --holdout largest-compute=3 --plot fit.png
       scalinglab fit evals.csv --law sigmoid --target acc:hellaswag --x task_loss:hellaswag
+      scalinglab fit quant.csv --law ptq --base-law chinchilla --bootstrap 200 --out fit.json
+      scalinglab fit quant.csv --law ptq --base fit.json --holdout largest-dn=1 --out served.json
     """
     from scalinglab.fitting.api import fit
     from scalinglab.fitting.validate import parse_holdout, split
@@ -63,6 +76,21 @@ def fit_cmd(
         output_file(out, "--out")
     if plot:
         output_file(plot, "--plot", PLOT_SUFFIXES)
+    if _is_ptq(law):
+        from scalinglab.planning.precision_cli import fit_ptq_cmd
+
+        if plot:
+            from scalinglab.errors import InputError
+
+            raise InputError("fit --law ptq: --plot is not available; examples/precision_synthetic.py draws δ_PTQ by D/N")
+
+        return fit_ptq_cmd(console, data, columns=columns, base=base, base_law=base_law, method=quant_method,
+                           huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout, seed=seed,
+                           out=out, as_json=as_json)
+    if base is not None or base_law is not None or quant_method is not None:
+        from scalinglab.errors import InputError
+
+        raise InputError("fit: --base, --base-law and --quant-method go with --law ptq")
     table = read_runs(data, columns)
     result = fit(table, law, target=target, x=x, huber_delta=huber_delta, bootstrap=bootstrap, level=level, holdout=holdout or None,
                  seed=seed, jobs=jobs, progress=not as_json)
@@ -91,6 +119,8 @@ def predict_cmd(
     flops: Annotated[float | None, typer.Option(help="Training compute C (compute laws).")] = None,
     unique_tokens: Annotated[float | None, typer.Option(help="Unique tokens U_D (data-constrained law).")] = None,
     x: Annotated[float | None, typer.Option("--x", help="Input value of a law of one input (a link).")] = None,
+    bits: Annotated[float | None, typer.Option(help="Loss after quantizing to this many bits (a fit with a ptq "
+                                                    "section, from `fit --law ptq`).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Forecast the loss (or the fitted target) of a run you have not trained, with its bootstrap interval.
@@ -98,7 +128,12 @@ def predict_cmd(
     Examples:
       scalinglab predict fit.json --params 7e10 --tokens 1.4e12
       scalinglab predict chain.json --params 1.3e10 --tokens 5e12 --json
+      scalinglab predict served.json --params 7e9 --tokens 1.4e12 --bits 4
     """
+    if bits is not None:
+        from scalinglab.planning.precision_cli import predict_served_cmd
+
+        return predict_served_cmd(console, fit_path, params, tokens, bits, as_json)
     from scalinglab.fitting.chain_result import is_chain_file
     from scalinglab.fitting.result import FitResult
     from scalinglab.planning.predict import predict
@@ -130,6 +165,8 @@ def plan_cmd(
     target_loss: Annotated[float | None, typer.Option(help="Find the compute that reaches this loss.")] = None,
     hparams: Annotated[Path | None, typer.Option(help="Add η*, B*, B_crit and the steps/batch trade-off "
                                                       "from a hyperparameter fit (`scalinglab hparams --out`).")] = None,
+    serve_bits: Annotated[float | None, typer.Option(help="Plan for serving at this many bits: minimise "
+                                                          "L + δ_PTQ (a fit with a ptq section).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Compute-optimal model size and tokens for a budget, or the budget for a target loss.
@@ -138,7 +175,16 @@ def plan_cmd(
       scalinglab plan fit.json --flops 1e24
       scalinglab plan fit.json --target-loss 2.1
       scalinglab plan fit.json --flops 1e24 --hparams hp.json
+      scalinglab plan served.json --flops 1e23 --serve-bits 4
     """
+    if serve_bits is not None:
+        if hparams is not None:
+            from scalinglab.errors import InputError
+
+            raise InputError("plan: --hparams and --serve-bits are not combined; run them separately")
+        from scalinglab.planning.precision_cli import plan_served_cmd
+
+        return plan_served_cmd(console, fit_path, flops, target_loss, serve_bits, as_json)
     from scalinglab.errors import InputError
     from scalinglab.fitting.result import FitResult
     from scalinglab.planning.compute_optimal import flops_for_target, plan

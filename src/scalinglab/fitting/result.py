@@ -54,11 +54,16 @@ class FitResult:
     @classmethod
     def load(cls, path: str | Path) -> FitResult:
         """Read a fit JSON and check it against its law (:mod:`scalinglab.fitting.fitfile`)."""
+        path = Path(path)
+        return cls.from_dict(read_json(path, "fit JSON file", missing="fit file"), str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> FitResult:
+        """A fit from its parsed JSON, checked against its law; ``where`` names the file (or section) in errors."""
         from scalinglab.fitting.fitfile import check_fit_dict
 
-        path = Path(path)
-        data = read_json(path, "fit JSON file", missing="fit file")
-        law = check_fit_dict(data, str(path))
+        law = check_fit_dict(data, where)
+        data = dict(data)
         boot = data.pop("bootstrap", None)
         known = {f for f in cls.__dataclass_fields__}
         # Fields predict and plan do not use may be absent from a hand-written file.

@@ -15,6 +15,7 @@ from scalinglab.laws.loss_to_loss import LossToLoss
 from scalinglab.laws.lr_schedule import Tissue
 from scalinglab.laws.multi_power import MultiPower
 from scalinglab.laws.overtraining import Overtraining
+from scalinglab.laws.ptq import PTQ
 from scalinglab.laws.sigmoid import Sigmoid
 
 LAWS: dict[str, type[Law]] = {
@@ -33,6 +34,7 @@ LAWS: dict[str, type[Law]] = {
     "critical_batch": CriticalBatch,
     "optimal_lr": OptimalLR,
     "optimal_batch": OptimalBatch,
+    "ptq": PTQ,
 }
 
 
