@@ -154,3 +154,27 @@ def test_fit_text_output_and_a_ptq_only_file(files, exact, capsys):
     code, out, _ = run(["predict", str(only), "--params", "1e8", "--tokens", "5e9", "--bits", "4", "--json"], capsys)
     pred = json.loads(out)
     assert code == 0 and "loss" not in pred and pred["ptq_delta"]["value"] > 0
+
+
+def test_optimum_gives_nan_for_a_degenerate_replicate_and_plans_the_rest():
+    """A bootstrap replicate with no finite loss on the IsoFLOP curve is a NaN row, not a crash."""
+    import numpy as np
+
+    from scalinglab.laws.registry import get_law
+    from scalinglab.planning.compute_optimal import optimum
+
+    law = get_law("chinchilla")
+    good = law.from_public({"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28})
+    n_opt, loss = optimum(law, np.vstack([good, np.full_like(good, np.nan)]), 1e21)
+    assert np.isfinite(n_opt[0]) and np.isfinite(loss[0])
+    assert np.isnan(n_opt[1]) and np.isnan(loss[1])
+
+
+def test_percentile_interval_of_overflowed_replicates_is_inf_not_nan():
+    import numpy as np
+
+    from scalinglab.fitting.bootstrap import percentile_ci
+
+    samples = np.array([[1.0], [2.0], [np.inf], [np.inf], [np.inf]])
+    lo, hi = percentile_ci(samples, 0.95)
+    assert lo[0] >= 1.0 and hi[0] == np.inf

@@ -119,6 +119,15 @@ def bootstrap(law_name: str, x: Mapping[str, np.ndarray], loss: np.ndarray, delt
 
 
 def percentile_ci(samples: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval per column, ignoring NaN."""
+    """Percentile interval per column, ignoring NaN.
+
+    A replicate that overflowed to ±inf stays in: interpolating between two infinite samples gives NaN, so
+    such an end falls back to the nearest sample (inf), an honest "unbounded" rather than "nan".
+    """
     tail = 100.0 * (1.0 - level) / 2.0
-    return np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100.0 - tail, axis=0)
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.nanpercentile(samples, tail, axis=0), np.nanpercentile(samples, 100.0 - tail, axis=0)
+        if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
+            lo = np.where(np.isnan(lo), np.nanpercentile(samples, tail, axis=0, method="lower"), lo)
+            hi = np.where(np.isnan(hi), np.nanpercentile(samples, 100.0 - tail, axis=0, method="higher"), hi)
+    return lo, hi

@@ -39,9 +39,12 @@ def optimum(law: Law, theta: np.ndarray, flops: float) -> tuple[np.ndarray, np.n
     log_n = np.linspace(0.0, np.log(budget), GRID)  # from 1 parameter up to 1 token
     N = np.exp(log_n)
     ll = log_loss_batch(law, theta, {"params": N, "tokens": budget / N})  # (S, GRID)
-    k = np.clip(np.nanargmin(ll, axis=1), 1, GRID - 2)
-    n_opt, loss = np.empty(len(theta)), np.empty(len(theta))
+    finite = np.isfinite(ll).any(axis=1)  # a degenerate bootstrap replicate (e.g. A = 0) gives NaN, not a crash
+    k = np.clip(np.argmin(np.where(np.isfinite(ll), ll, np.inf), axis=1), 1, GRID - 2)
+    n_opt, loss = np.full(len(theta), np.nan), np.full(len(theta), np.nan)
     for i, row in enumerate(theta):
+        if not finite[i]:
+            continue
         def f(z, row=row):
             return float(log_loss_batch(law, row, {"params": np.exp(z), "tokens": budget / np.exp(z)})[0, 0])
 

@@ -19,7 +19,8 @@ def theta_samples(law: Law, fit: FitResult) -> np.ndarray | None:
     if samples is None:
         return None
     names = list(fit.params)
-    return np.array([law.from_public(dict(zip(names, row, strict=True))) for row in samples])
+    with np.errstate(divide="ignore", invalid="ignore"):  # a replicate at A = 0 maps to log A = -inf, kept as such
+        return np.array([law.from_public(dict(zip(names, row, strict=True))) for row in samples])
 
 
 def log_loss_batch(law: Law, theta: np.ndarray, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
