@@ -15,6 +15,14 @@ def test_gemstones_is_the_bundled_file(tmp_path):
     assert (tmp_path / "sub" / "cool_end.jsonl").read_bytes() == bundled.path(bundled.GEMSTONES).read_bytes()
 
 
+def test_ptq_ladder_is_the_bundled_quantized_evaluations(tmp_path):
+    res = CliRunner().invoke(app, ["data", "ptq-ladder", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    t = pd.read_csv(tmp_path / "ptq_evals.csv")
+    assert {"params", "tokens", "bits", "loss", "loss_float"} <= set(t.columns)
+    assert (tmp_path / "ptq_evals.csv").read_bytes() == bundled.path(bundled.PTQ_LADDER).read_bytes()
+
+
 def test_multipowerlaw_is_one_table_of_nine_curves(tmp_path):
     res = CliRunner().invoke(app, ["data", "multipowerlaw", "--out", str(tmp_path), "--model", "400M"])
     assert res.exit_code == 0, res.output

@@ -12,3 +12,4 @@ def path(relative: str) -> Path:
 
 
 GEMSTONES = "gemstones/cool_end.jsonl"
+PTQ_LADDER = "ptq_ladder/evals.csv"

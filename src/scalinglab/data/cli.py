@@ -38,6 +38,17 @@ def multipowerlaw_cmd(out: OutOpt = Path("."),
     console.print(f"wrote {write_multipowerlaw(out, model)}")
 
 
+@data_app.command("ptq-ladder")
+def ptq_ladder_cmd(out: OutOpt = Path(".")) -> None:
+    """ptq_evals.csv: a 12-run ladder (tokens per parameter 8–250) quantized at 8/6/4 bits, one row per precision.
+
+    Example: scalinglab data ptq-ladder && scalinglab fit ptq_evals.csv --law ptq --base-law chinchilla
+    """
+    from scalinglab.data.examples import write_ptq_ladder
+
+    console.print(f"wrote {write_ptq_ladder(out)}")
+
+
 @data_app.command("quant-example")
 def quant_example_cmd(out: OutOpt = Path(".")) -> None:
     """example-model/ (a small GPT trained here, ~10 s), calib.txt and valid.txt for `quantize` and `evaluate`.

@@ -49,6 +49,11 @@ def write_gemstones(out: str | Path = ".") -> Path:
     return _copy_atomic(bundled.path(bundled.GEMSTONES), _target_dir(out) / "cool_end.jsonl")
 
 
+def write_ptq_ladder(out: str | Path = ".") -> Path:
+    """Copy the bundled quantized evaluations of a 12-run ladder to ``out/ptq_evals.csv``."""
+    return _copy_atomic(bundled.path(bundled.PTQ_LADDER), _target_dir(out) / "ptq_evals.csv")
+
+
 def write_multipowerlaw(out: str | Path = ".", model: str = "100") -> Path:
     """The bundled loss curves of one model as one CSV (``run, step, lr, loss``) at ``out/multipowerlaw_<M>M.csv``."""
     import pandas as pd
