@@ -1,0 +1,59 @@
+"""`quantize --method auto`: budget parsing, the choice rule, the decision table, and the search end to end
+on a tiny model (resume included)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scalinglab.errors import InputError
+from scalinglab.quant.auto import Candidate, choose, format_table, parse_budget
+
+
+@pytest.mark.parametrize(("text", "value"), [("0.5%", 0.005), ("0.005", 0.005), (" 5% ", 0.05), ("1e-3", 0.001)],
+                         ids=["percent", "fraction", "spaces", "exponent"])
+def test_parse_budget(text, value):
+    assert parse_budget(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize(("text", "needle"), [("abc", "percentage like 0.5%"), ("-1%", "positive"),
+                                              ("0", "positive"), ("nan", "positive"), ("5", "did you mean 5.0%"),
+                                              ("150%", "below 100%")],
+                         ids=["not-a-number", "negative", "zero", "nan", "bare-5", "over-100pct"])
+def test_parse_budget_errors_are_one_line(text, needle):
+    with pytest.raises(InputError) as exc:
+        parse_budget(text)
+    msg = str(exc.value)
+    assert "--max-loss-increase" in msg and needle in msg and "\n" not in msg
+
+
+def _row(key, loss_change, nbytes, tps, status="measured"):
+    return {"key": key, "status": status, "loss_change": loss_change, "weight_bytes": nbytes, "tokens_per_s": tps}
+
+
+def test_choose_smallest_within_budget_then_faster():
+    rows = [_row("a", 0.001, 100, 10.0), _row("b", 0.02, 50, 99.0),  # b is smaller but over budget
+            _row("c", 0.004, 100, 20.0), _row("d", 0.009, 200, 50.0), _row("e", 0.0, 10, 1.0, "skipped")]
+    assert choose(rows, 0.01)["key"] == "c"  # a and c tie on bytes: c is faster
+    assert choose(rows, 0.05)["key"] == "b"
+    assert choose(rows, 0.0005) is None
+
+
+def test_candidate_keys_and_storage_order():
+    w4 = Candidate("rtn", 4, "none", None, 128)
+    assert w4.key == "rtn W4A16 g128" and w4.storage_bits == 4
+    assert Candidate("squant", 4, "int8", 8).key == "squant W4A8" and Candidate("squant", 4).storage_bits == 8
+
+
+def test_format_table_lists_every_candidate():
+    decision = {"model_dir": "m", "data": "v.txt", "budget": 0.01,
+                "float": {"loss": 4.0, "tokens": 1000, "weight_bytes": 4000, "tokens_per_s": 500.0},
+                "chosen": "rtn W8A8",
+                "candidates": [
+                    {"key": "rtn W8A8", "candidate": {"method": "rtn", "bits_w": 8, "bits_a": 8, "activations": "int8",
+                                                      "group_size": 0}, **_row("rtn W8A8", 0.002, 1000, 400.0)},
+                    {"key": "smoothquant W8A8", "status": "skipped", "reason": "needs --calib",
+                     "candidate": {"method": "smoothquant", "bits_w": 8, "bits_a": 8, "activations": "int8",
+                                   "group_size": 0}}]}
+    table = format_table(decision)
+    assert "| rtn | W8A8 | int8 | row | +0.200% | 1,000 | 400 | **yes** |" in table
+    assert "skipped: needs --calib" in table and "Chosen: rtn W8A8." in table
