@@ -22,7 +22,13 @@ import torch
 from scalinglab.quant import find_linears
 from scalinglab.quant.calibrate import linear_weight
 from scalinglab.quant.evaluate import perplexity
-from scalinglab.quant.models import context_length, load_float_model, load_tokenizer, read_text, text_to_batches
+from scalinglab.quant.models import (
+    context_length,
+    load_float_model,
+    load_tokenizer,
+    read_text,
+    text_to_batches,
+)
 from scalinglab.quant.rtn import quantize_weight
 from scalinglab.quant.squant import squant_weight
 

@@ -185,7 +185,13 @@ def auto_quantize_dir(model_dir: Path, out: Path, data: Path, budget: float, cal
     from scalinglab.quant.apply import quantize_
     from scalinglab.quant.evaluate import evaluate_model
     from scalinglab.quant.io import save_quantized
-    from scalinglab.quant.models import forward_logits, load_float_model, load_tokenizer, read_text, text_to_batches
+    from scalinglab.quant.models import (
+        forward_logits,
+        load_float_model,
+        load_tokenizer,
+        read_text,
+        text_to_batches,
+    )
     from scalinglab.quant.pipeline import _check_seq_len, _resolve_seq_len
 
     if not 0 < budget < 1:
