@@ -11,12 +11,12 @@ from scalinglab.quant.rtn import quantize_weight
 from scalinglab.quant.squant import squant_codes, squant_weight
 
 
-def _flip_top(q, x, idx, step, k, qmax):
+def _flip_top(q, x, idx, step, k, qmin, qmax):
     """Flip the k candidates among ``idx`` (plain lists) with the largest |δ|, ties to the lower index.
     Returns (the ordered candidates, how many were flipped)."""
     def cand(i):
         d = q[i] - x[i]
-        return (d < 0 and q[i] < qmax) if step > 0 else (d > 0 and q[i] > -qmax)
+        return (d < 0 and q[i] < qmax) if step > 0 else (d > 0 and q[i] > qmin)
     order = sorted((i for i in idx if cand(i)), key=lambda i: -abs(q[i] - x[i]))
     k = min(k, len(order))
     for i in order[:k]:
@@ -24,13 +24,16 @@ def _flip_top(q, x, idx, step, k, qmax):
     return order, k
 
 
-def reference_squant(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: int = 1) -> torch.Tensor:
+def reference_squant(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: int = 1,
+                     zero: torch.Tensor | None = None) -> torch.Tensor:
     """Plain-Python SQuant-E → K → C, one row and one kernel at a time."""
-    qmax = qmax_for_bits(bits)
-    xs = (w.float() / scale.float()).tolist()
+    qmin, qmax = -qmax_for_bits(bits), qmax_for_bits(bits)
+    x_all = w.float() / scale.float()
+    if zero is not None:
+        qmin, qmax, x_all = 0, 2**bits - 1, x_all + zero.float()
     out = []
-    for x in xs:
-        q = [float(min(max(round(v), -qmax), qmax)) for v in x]
+    for x in x_all.tolist():
+        q = [float(min(max(round(v), qmin), qmax)) for v in x]
         n = len(x)
         if kernel_size == 1:  # no kernels: every element offers its own flip to SQuant-C
             offers = {i: (1.0 if q[i] - x[i] < 0 else -1.0) for i in range(n)}
@@ -41,7 +44,7 @@ def reference_squant(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_siz
                 e = sum(q[i] - x[i] for i in idx)
                 step = 1.0 if e < 0 else -1.0
                 k = int(round(abs(e)))
-                order, k = _flip_top(q, x, idx, step, k, qmax)
+                order, k = _flip_top(q, x, idx, step, k, qmin, qmax)
                 if k > 0 and k >= abs(e):  # overshot: offer to undo the last flip
                     offers[order[k - 1]] = -step
                 elif k < len(order):  # else offer the next candidate
@@ -50,9 +53,9 @@ def reference_squant(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_siz
         step = 1.0 if e < 0 else -1.0
         chosen = [i for i, s in offers.items() if s == step]
         # an offer to undo a flip is always flippable; _flip_top re-checks the candidate condition
-        _flip_top(q, x, sorted(chosen), step, int(round(abs(e))), qmax)
+        _flip_top(q, x, sorted(chosen), step, int(round(abs(e))), qmin, qmax)
         out.append(q)
-    return torch.tensor(out).to(torch.int8)
+    return torch.tensor(out).to(torch.int8 if zero is None else torch.int16)
 
 
 def _delta(w, codes, scale):
@@ -66,6 +69,22 @@ def test_matches_plain_reference(bits, kernel_size):
     w = torch.randn(12, 45, generator=g)
     scale = w.abs().amax(1, keepdim=True) / qmax_for_bits(bits)
     assert torch.equal(squant_codes(w, scale, bits, kernel_size), reference_squant(w, scale, bits, kernel_size))
+
+
+@pytest.mark.parametrize("bits", [4, 8], ids=["w4", "w8"])
+def test_asymmetric_codes_match_reference(bits):
+    """Group-wise asymmetric codes (scale and zero point per group of 16 inputs, kernel = group)."""
+    g = torch.Generator().manual_seed(bits)
+    w = torch.randn(10, 64, generator=g) + 0.3
+    wg = w.view(10, 4, 16)
+    lo, hi = wg.amin(-1).clamp(max=0), wg.amax(-1).clamp(min=0)
+    s = ((hi - lo) / (2**bits - 1)).repeat_interleave(16, dim=1)
+    z = torch.round(-lo / ((hi - lo) / (2**bits - 1))).repeat_interleave(16, dim=1)
+    codes = squant_codes(w, s, bits, 16, zero=z)
+    assert torch.equal(codes, reference_squant(w, s, bits, 16, zero=z))
+    assert codes.min() >= 0 and codes.max() <= 2**bits - 1
+    d = codes.float() - (w / s + z)
+    assert d.abs().max() <= 1 + 1e-5 and d.sum(1).abs().max() <= 0.5 + 1e-4
 
 
 @pytest.mark.parametrize("kernel_size", [1, 8, 5], ids=["fc-row", "k8", "k5-ragged"])

@@ -29,7 +29,8 @@ connected layer has no such window: its "kernel" is a single weight, and the ref
 weights of a row into a kernel (the natural unit when scales are per group of g inputs), adding the
 kernel bound |Σ_group δ| < 1. The last group of a row may be shorter.
 
-Codes stay in the symmetric range [−qmax, qmax]: an element at the range's edge is never flipped outward.
+Codes stay in their range ([−qmax, qmax], or [0, 2^b − 1] for asymmetric codes with a zero point): an
+element at the range's edge is never flipped outward.
 With absmax scales nothing is clamped, so all bounds above hold exactly; with a smaller (clipping) scale
 the clamped elements keep their larger error and the bounds apply to the rest.
 """
@@ -52,28 +53,37 @@ def _ranks(priority: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
-def _candidates(q: torch.Tensor, delta: torch.Tensor, up: torch.Tensor, valid: torch.Tensor, qmax: int):
+def _candidates(q: torch.Tensor, delta: torch.Tensor, up: torch.Tensor, valid: torch.Tensor, qmin: int,
+                qmax: int) -> torch.Tensor:
     """Elements whose flip moves the sum the way ``up`` says: rounded down (δ < 0) below qmax when up,
-    rounded up (δ > 0) above −qmax when down."""
+    rounded up (δ > 0) above qmin when down."""
     cand_up = (delta < 0) & (q < qmax)
-    cand_down = (delta > 0) & (q > -qmax)
+    cand_down = (delta > 0) & (q > qmin)
     return torch.where(up, cand_up, cand_down) & valid
 
 
-def squant_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: int = 1) -> torch.Tensor:
+def squant_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: int = 1,
+                 zero: torch.Tensor | None = None) -> torch.Tensor:
     """SQuant integer codes of W (out × in) for a given scale (broadcastable to W; e.g. (out, 1)).
 
     Returns int8 codes q in [−qmax, qmax] with W ≈ q·scale, qmax = 2^(bits−1) − 1. ``kernel_size`` is the
     number of consecutive inputs per kernel (1: the whole row is one channel of single-weight kernels, as
     the paper treats fully connected layers). Vectorised over rows and kernels; no loop over elements.
+
+    Asymmetric codes: with ``zero`` (broadcastable to W) the codes are q in [0, 2^bits − 1] with
+    W ≈ (q − zero)·scale, returned as int16 (8-bit asymmetric codes reach 255).
     """
     if w.dim() != 2:
         raise ValueError(f"squant_codes expects a 2-D weight (out × in), got shape {tuple(w.shape)}")
     if kernel_size < 1:
         raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
-    qmax = qmax_for_bits(bits)
     x = w.detach().float() / scale.float()
-    q = torch.clamp(torch.round(x), -qmax, qmax)
+    if zero is None:
+        qmin, qmax = -qmax_for_bits(bits), qmax_for_bits(bits)
+    else:
+        qmin, qmax = 0, 2**bits - 1
+        x = x + zero.float()
+    q = torch.clamp(torch.round(x), qmin, qmax)
     n_out, n_in = q.shape
     n_k = -(-n_in // kernel_size)
     pad = n_k * kernel_size - n_in
@@ -87,7 +97,7 @@ def squant_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: i
     # SQuant-K: per kernel, flip k = round(|E|) candidates of the needed direction, largest |δ| first
     e_k = delta.sum(-1, keepdim=True)  # (out, kernels, 1)
     up = e_k < 0
-    cand = _candidates(q, delta, up, valid, qmax)
+    cand = _candidates(q, delta, up, valid, qmin, qmax)
     rank = _ranks(torch.where(cand, delta.abs(), -1.0))
     k = torch.minimum(torch.round(e_k.abs()), cand.sum(-1, keepdim=True).to(e_k.dtype))
     step = torch.where(up, 1.0, -1.0)  # (out, kernels, 1)
@@ -108,7 +118,7 @@ def squant_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: i
     rank_c = _ranks(torch.where(offer, delta.reshape(n_out, -1).abs(), -1.0))
     flip_c = offer & (rank_c < torch.round(e_c.abs()))
     q = q.reshape(n_out, -1) + flip_c * step_c
-    return q[:, :n_in].to(torch.int8)
+    return q[:, :n_in].to(torch.int8 if zero is None else torch.int16)
 
 
 def squant_weight(w: torch.Tensor, bits: int, kernel_size: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
