@@ -60,8 +60,9 @@ class Candidate:
 
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("rtn", 4, "none", None, 32),
+    Candidate("squant", 4, "none", None, 32),
     Candidate("rtn", 4, "none", None, 128),
-    Candidate("squant", 4, "none", None, 0),
+    Candidate("squant", 4, "none", None, 128),
     Candidate("rtn", 4, "int8", 8),
     Candidate("squant", 4, "int8", 8),
     Candidate("rtn", 6, "int8", 8),
