@@ -57,3 +57,46 @@ def test_format_table_lists_every_candidate():
     table = format_table(decision)
     assert "| rtn | W8A8 | int8 | row | +0.200% | 1,000 | 400 | **yes** |" in table
     assert "skipped: needs --calib" in table and "Chosen: rtn W8A8." in table
+
+
+def _auto(gpt2_dir, out, budget, capsys, *extra):
+    from .test_cli import _run
+
+    return _run(["quantize", str(gpt2_dir), "--method", "auto", "--max-loss-increase", budget, "--data",
+                 str(gpt2_dir / "calib.txt"), "--seq-len", "32", "--max-seqs", "4", "--out", str(out), *extra],
+                capsys)
+
+
+def test_auto_end_to_end_then_resume(gpt2_dir, tmp_path, capsys):
+    import json
+
+    from scalinglab.quant.io import load_quantized
+
+    out = tmp_path / "auto"
+    code, stdout, err = _auto(gpt2_dir, out, "50%", capsys, "--all")
+    assert code == 0, err
+    decision = json.loads((out / "decision.json").read_text())
+    rows = {r["key"]: r for r in decision["candidates"]}
+    measured = [r for r in rows.values() if r["status"] == "measured"]
+    assert rows["smoothquant W8A8"]["status"] == "skipped"  # no --calib: calibrated methods are skipped
+    assert {"rtn W8A8", "squant W4A8", "rtn W4A16 g32"} <= {r["key"] for r in measured}
+    chosen = rows[decision["chosen"]]
+    within = [r for r in measured if r["loss_change"] <= 0.5]
+    assert chosen["weight_bytes"] == min(r["weight_bytes"] for r in within)
+    model, qmap = load_quantized(out)
+    assert qmap["config"]["method"] == chosen["candidate"]["method"]
+    assert "**yes**" in (out / "decision.md").read_text()
+    # a second run reuses every measurement (resume) and makes the same choice
+    code, stdout, err = _auto(gpt2_dir, out, "50%", capsys, "--all")
+    assert code == 0, err
+    assert stdout.count("resumed") == len(measured)
+    assert json.loads((out / "decision.json").read_text())["chosen"] == decision["chosen"]
+
+
+def test_auto_nothing_within_budget_and_bad_budget(gpt2_dir, tmp_path, capsys):
+    out = tmp_path / "auto"
+    code, stdout, err = _auto(gpt2_dir, out, "1e-9", capsys)
+    assert code == 1 and "no candidate" in (stdout + err).lower()
+    assert (out / "decision.json").is_file() and not (out / "model.safetensors").exists()
+    code, _, err = _auto(gpt2_dir, tmp_path / "x", "5", capsys)
+    assert code == 2 and "--max-loss-increase" in err and "Traceback" not in err

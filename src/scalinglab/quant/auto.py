@@ -27,7 +27,8 @@ from pathlib import Path
 from scalinglab.atomic import write_text_atomic
 from scalinglab.errors import InputError
 
-__all__ = ["Candidate", "DEFAULT_CANDIDATES", "parse_budget", "choose", "format_table", "auto_quantize_dir"]
+__all__ = ["Candidate", "DEFAULT_CANDIDATES", "parse_budget", "choose", "format_table", "auto_quantize_dir",
+           "run_auto"]
 
 DECISION_FILE = "decision.json"
 TABLE_FILE = "decision.md"
@@ -297,3 +298,18 @@ def _config(c: Candidate):
     if c.bits_w == c.bits_a:
         return config_for(c.method, bits=c.bits_w)
     return config_from_dict({"method": c.method, "bits_w": c.bits_w, "bits_a": c.bits_a})
+
+
+def run_auto(model_dir: Path, out: Path, data: Path | None, max_loss_increase: str | None, calib: Path | None,
+             seq_len: int, max_seqs: int, calib_seqs: int, try_all: bool) -> int:
+    """``quantize --method auto``: check the flags, search, print the table; returns the exit status
+    (0: a model within the budget was written, 1: none was within it)."""
+    if max_loss_increase is None:
+        raise InputError("--max-loss-increase: --method auto needs a loss budget, e.g. 0.5% or 0.005")
+    if data is None:
+        raise InputError("--data: --method auto needs held-out text to measure each candidate's loss on")
+    budget = parse_budget(max_loss_increase)
+    decision = auto_quantize_dir(model_dir, out, data, budget, calib=calib, seq_len=seq_len, max_seqs=max_seqs,
+                                 calib_seqs=calib_seqs, try_all=try_all)
+    print(format_table(decision), end="")
+    return 0 if decision["chosen"] else 1
