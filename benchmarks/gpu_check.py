@@ -190,8 +190,9 @@ def section_quant(device: str, small: bool, ladder: dict) -> dict:
     from scalinglab.ladder.data import CorpusConfig, load_corpus
     from scalinglab.ladder.demo import CORPUS
     from scalinglab.quant.apply import quantize_
-    from scalinglab.quant.config import QuantConfig
     from scalinglab.quant.evaluate import perplexity
+    from scalinglab.quant.methods.llm_int8 import LLMInt8Config
+    from scalinglab.quant.methods.rtn import RTNConfig
     from scalinglab.quant.models import forward_logits, load_float_model
 
     model_dir = _best_model(ladder)
@@ -207,9 +208,9 @@ def section_quant(device: str, small: bool, ladder: dict) -> dict:
     out["fp32_cpu"] = ppl(copy.deepcopy(base), "cpu")
     out[f"fp32_{device}"] = ppl(copy.deepcopy(base), device)
     out[f"bf16_{device}"] = ppl(copy.deepcopy(base).to(torch.bfloat16), device)
-    for label, cfg in (("w8a8", QuantConfig(method="rtn")), ("llm.int8", QuantConfig(method="llm.int8"))):
+    for label, cfg in (("w8a8", RTNConfig()), ("llm.int8", LLMInt8Config())):
         q = copy.deepcopy(base)
-        quantize_(q, cfg, calib, forward_logits)
+        quantize_(q, cfg, calib=calib, forward=forward_logits)
         out[f"{label}_cpu"] = ppl(q, "cpu")
         out[f"{label}_{device}"] = ppl(q, device)
     return out

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import torch
 
-from scalinglab.quant import QuantConfig, find_linears, quantize_
+from scalinglab.quant import (
+    LLMInt8Config,
+    OutlierTuneConfig,
+    RTNConfig,
+    SmoothQuantConfig,
+    find_linears,
+    quantize_,
+)
 from scalinglab.quant.analyze import format_table, outlier_rows
 from scalinglab.quant.evaluate import linear_bytes, perplexity
 from scalinglab.quant.models import (
@@ -32,25 +39,25 @@ from scalinglab.quant.models import (
 ROWS = [
     ("fp32", None),
     ("bf16", "bf16"),
-    ("RTN W8A8 per-tensor", QuantConfig(method="rtn", w_granularity="tensor", a_granularity="tensor")),
-    ("RTN W8A8 per-channel/per-token", QuantConfig(method="rtn")),
-    ("LLM.int8()", QuantConfig(method="llm.int8")),
-    ("SmoothQuant W8A8", QuantConfig(method="smoothquant")),
-    ("OutlierTune W8A8", QuantConfig(method="outliertune")),
-    ("OutlierTune W6A6", QuantConfig(method="outliertune", bits_w=6, bits_a=6)),
-    ("RTN W6A6 per-channel/per-token", QuantConfig(method="rtn", bits_w=6, bits_a=6)),
-    ("SmoothQuant W6A6", QuantConfig(method="smoothquant", bits_w=6, bits_a=6)),
-    ("RTN W6A6 per-tensor", QuantConfig(method="rtn", bits_w=6, bits_a=6, w_granularity="tensor",
+    ("RTN W8A8 per-tensor", RTNConfig(w_granularity="tensor", a_granularity="tensor")),
+    ("RTN W8A8 per-channel/per-token", RTNConfig()),
+    ("LLM.int8()", LLMInt8Config()),
+    ("SmoothQuant W8A8", SmoothQuantConfig()),
+    ("OutlierTune W8A8", OutlierTuneConfig()),
+    ("OutlierTune W6A6", OutlierTuneConfig(bits_w=6, bits_a=6)),
+    ("RTN W6A6 per-channel/per-token", RTNConfig(bits_w=6, bits_a=6)),
+    ("SmoothQuant W6A6", SmoothQuantConfig(bits_w=6, bits_a=6)),
+    ("RTN W6A6 per-tensor", RTNConfig(bits_w=6, bits_a=6, w_granularity="tensor",
                                         a_granularity="tensor")),
-    ("OutlierTune W4A4", QuantConfig(method="outliertune", bits_w=4, bits_a=4)),
+    ("OutlierTune W4A4", OutlierTuneConfig(bits_w=4, bits_a=4)),
 ]
 
 
 LAYER_METHODS = {
-    "RTN per-tensor W8A8": QuantConfig(method="rtn", w_granularity="tensor", a_granularity="tensor"),
-    "RTN per-token W8A8": QuantConfig(method="rtn"),
-    "LLM.int8()": QuantConfig(method="llm.int8"),
-    "RTN per-tensor W6A6": QuantConfig(method="rtn", bits_w=6, bits_a=6, w_granularity="tensor", a_granularity="tensor"),
+    "RTN per-tensor W8A8": RTNConfig(w_granularity="tensor", a_granularity="tensor"),
+    "RTN per-token W8A8": RTNConfig(),
+    "LLM.int8()": LLMInt8Config(),
+    "RTN per-tensor W6A6": RTNConfig(bits_w=6, bits_a=6, w_granularity="tensor", a_granularity="tensor"),
 }
 
 
@@ -59,8 +66,7 @@ def layer_errors(model, batch, stats) -> None:
     """Per linear: outlier dims of its input and ‖Y_q − Y‖/‖Y‖ for each method, on one calibration batch —
     where outliers exist, per-tensor scales should hurt."""
     from scalinglab.quant.calibrate import linear_weight
-    from scalinglab.quant.llm_int8 import llm_int8_linear
-    from scalinglab.quant.rtn import rtn_linear
+    from scalinglab.quant.registry import method_for
 
     linears = find_linears(model)
     inputs = {}
@@ -77,8 +83,7 @@ def layer_errors(model, batch, stats) -> None:
         y = x @ w.T + (0 if b is None else b)
         errs = []
         for cfg in LAYER_METHODS.values():
-            build = llm_int8_linear if cfg.method == "llm.int8" else rtn_linear
-            q = build(w, b, stats[name], cfg)
+            q = method_for(cfg).linear(w, b, stats[name], cfg)
             errs.append(float((q(x) - y).norm() / y.norm()))
         st = stats[name]
         print(f"| {name} | {int(st.outlier_cols().numel())} | {float(st.amax.max()):.1f} | "
@@ -109,8 +114,8 @@ def main() -> None:
         if cfg == "bf16":
             model = model.to(torch.bfloat16)
         elif cfg is not None:
-            report = quantize_(model, cfg, calib, forward_logits)
-            if cfg.method == "llm.int8":
+            report = quantize_(model, cfg, calib=calib, forward=forward_logits, threshold=LLMInt8Config().threshold)
+            if isinstance(cfg, LLMInt8Config):
                 print(format_table(outlier_rows(report["stats"]), cfg.threshold))
                 layer_errors(copy.deepcopy(base), calib[0], report["stats"])
         t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from scalinglab.hw import detect, dispatch
 from scalinglab.kernels import int8_matmul as K
 from scalinglab.kernels.int8_backends import full_range_exact
 from scalinglab.quant.linear import QuantLinear
-from scalinglab.quant.rtn import quantize_weight
+from scalinglab.quant.primitives import quantize_weight
 
 caps = detect()
 plan = dispatch.int8_plan()

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from scalinglab.errors import InputError
-from scalinglab.quant import QuantConfig, QuantLinear, find_linears, find_norm_pairs, quantize_
+from scalinglab.quant import QuantLinear, config_for, find_linears, find_norm_pairs, quantize_
 from scalinglab.quant.calibrate import calibrate, linear_weight
 from scalinglab.quant.evaluate import linear_bytes
+from scalinglab.quant.methods.outliertune import symmetrization_shift, symmetrize_
+from scalinglab.quant.methods.smoothquant import smooth_, smoothing_factors
 from scalinglab.quant.models import forward_logits
-from scalinglab.quant.outliertune import symmetrization_shift, symmetrize_
-from scalinglab.quant.smoothquant import smooth_, smoothing_factors
 
 from .tiny_models import build_model
 
@@ -75,8 +75,8 @@ def test_transforms_exact_in_float32_too(transform, batches):
     assert err < TRANSFORM_RTOL / 10, err
     # quantize_ accepts the float32 model (its own exactness check passes) and the result tracks the float one.
     q = build_model("gpt2")
-    report = quantize_(q, QuantConfig(method="smoothquant" if transform == "smoothquant" else "outliertune"),
-                       batches, forward_logits)
+    report = quantize_(q, config_for("smoothquant" if transform == "smoothquant" else "outliertune"),
+                       calib=batches, forward=forward_logits)
     assert sum(len(v) for v in report["pairs"].values()) == EXPECTED_PAIRS["gpt2"]
     out = forward_logits(q, batches[0])
     assert float((out - ref).norm() / ref.norm()) < REL_TOL[8]
@@ -94,7 +94,7 @@ def test_hf_models_quantize_and_run(arch, method, bits, batches):
     m = build_model(arch)
     ref = forward_logits(m, batches[0])
     fp_bytes = linear_bytes(m)
-    quantize_(m, QuantConfig(method=method, bits_w=bits, bits_a=bits), batches, forward_logits)
+    quantize_(m, config_for(method, bits=bits), calib=batches, forward=forward_logits)
     qs = [x for x in m.modules() if isinstance(x, QuantLinear)]
     assert len(qs) == len(find_linears(build_model(arch, outlier=False)))
     assert not any(isinstance(x, torch.nn.Linear) and "lm_head" not in n for n, x in m.named_modules())
@@ -109,7 +109,7 @@ def test_post_ln_refused(method, batches):
     m = build_model("opt", post_ln=True)
     before = {k: v.clone() for k, v in m.state_dict().items()}
     with pytest.raises(InputError, match="post-LN"):
-        quantize_(m, QuantConfig(method=method), batches, forward_logits)
+        quantize_(m, config_for(method), calib=batches, forward=forward_logits)
     assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
 
 
@@ -118,14 +118,14 @@ def test_post_ln_refused_by_tracing_without_config(batches):
     m.config.do_layer_norm_before = True  # lie: the exactness check must still catch it
     m_copy = copy.deepcopy(m)
     with pytest.raises(InputError, match="post-LN"):
-        quantize_(m, QuantConfig(method="smoothquant"), batches, forward_logits)
+        quantize_(m, config_for("smoothquant"), calib=batches, forward=forward_logits)
     for (k, v), (_, v0) in zip(m.state_dict().items(), m_copy.state_dict().items(), strict=True):
         assert torch.equal(v, v0), k
 
 
 def test_llm_int8_keeps_only_outlier_columns_in_float(batches):
     m = build_model("gpt2")
-    quantize_(m, QuantConfig(method="llm.int8"), batches, forward_logits)
+    quantize_(m, config_for("llm.int8"), calib=batches, forward=forward_logits)
     c_attn = m.transformer.h[0].attn.c_attn
     kept = (c_attn.col_slot >= 0).nonzero().squeeze(1).tolist()
     assert set(kept) >= {3, 17} and c_attn.outlier_w_t.shape[0] == len(kept) < 10

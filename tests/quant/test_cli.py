@@ -44,8 +44,12 @@ def test_quantize_then_evaluate_json(gpt2_dir, tmp_path, capsys):
         (["--method", "gptq"], "--method"),
         (["--bits", "5"], "--bits"),
         (["--method", "llm.int8", "--bits", "4"], "llm.int8"),
+        (["--method", "rtn", "--alpha", "0.7"], "--alpha: does not apply to --method rtn"),
+        (["--method", "smoothquant", "--activations", "none"], "--activations"),
+        (["--method", "rtn", "--group-size", "64"], "--group-size"),
     ],
-    ids=["unknown-method", "bad-bits", "llm.int8-at-4-bits"],
+    ids=["unknown-method", "bad-bits", "llm.int8-at-4-bits", "alpha-for-rtn", "weight-only-smoothquant",
+         "group-size-for-w8a8"],
 )
 def test_quantize_bad_options_exit_2(gpt2_dir, tmp_path, capsys, args, needle):
     code, _, err = _run(["quantize", str(gpt2_dir), "--calib", str(gpt2_dir / "calib.txt"), "--out",
@@ -58,3 +62,13 @@ def test_missing_model_dir_and_data_exit_2(gpt2_dir, tmp_path, capsys):
     assert code == 2 and "config.json" in err
     code, _, err = _run(["evaluate", str(gpt2_dir), "--data", str(tmp_path / "none.txt")], capsys)
     assert code == 2 and "none.txt" in err
+
+
+def test_data_free_method_needs_no_calib(gpt2_dir, tmp_path, capsys):
+    code, stdout, err = _run(["quantize", str(gpt2_dir), "--method", "rtn", "--bits", "8", "--out", str(tmp_path / "q"),
+                              "--seq-len", "32"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["layers"] == 8 and summary["calib_tokens"] == 0 and summary["method"] == "rtn"
+    code, _, err = _run(["quantize", str(gpt2_dir), "--method", "smoothquant", "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and "--calib: method smoothquant needs calibration text" in err

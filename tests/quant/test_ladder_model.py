@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalinglab.quant import QuantConfig, QuantLinear, find_linears, find_norm_pairs, quantize_
+from scalinglab.quant import QuantLinear, config_for, find_linears, find_norm_pairs, quantize_
 from scalinglab.quant.evaluate import load_any
 from scalinglab.quant.io import save_quantized
 from scalinglab.quant.models import forward_logits
@@ -44,8 +44,8 @@ def test_ladder_gpt_quantize_save_reload(norm, method, bits, batches, tokenizer,
     ladder_hf.save_model(m, src)
     tokenizer.save_pretrained(src)
     ref = forward_logits(m, batches[0])
-    cfg = QuantConfig(method=method, bits_w=bits, bits_a=bits)
-    report = quantize_(m, cfg, batches, forward_logits)
+    cfg = config_for(method, bits=bits)
+    report = quantize_(m, cfg, calib=batches, forward=forward_logits)
     n_quant = sum(isinstance(x, QuantLinear) for x in m.modules())
     assert n_quant == 12 and report["left_in_float"] == []
     out = forward_logits(m, batches[0])
@@ -60,4 +60,4 @@ def test_post_ln_ladder_gpt_refused(batches):
 
     m = _gpt("layernorm", placement="post")
     with pytest.raises(InputError, match="post-LN"):
-        quantize_(m, QuantConfig(method="smoothquant"), batches, forward_logits)
+        quantize_(m, config_for("smoothquant"), calib=batches, forward=forward_logits)

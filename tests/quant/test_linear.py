@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from scalinglab.quant.calibrate import ChannelStats
-from scalinglab.quant.config import OUTLIER_THRESHOLD, QuantConfig
-from scalinglab.quant.llm_int8 import llm_int8_linear
-from scalinglab.quant.outliertune import outliertune_linear, symmetrization_shift
-from scalinglab.quant.primitives import amax_to_scale, error_bound, qmax_for_bits
-from scalinglab.quant.rtn import quantize_weight, rtn_linear
-from scalinglab.quant.smoothquant import smoothing_factors, smoothquant_linear
+from scalinglab.quant.config import OUTLIER_THRESHOLD
+from scalinglab.quant.methods.llm_int8 import LLMInt8Config, llm_int8_linear
+from scalinglab.quant.methods.outliertune import OutlierTuneConfig, outliertune_linear, symmetrization_shift
+from scalinglab.quant.methods.rtn import RTNConfig, rtn_linear
+from scalinglab.quant.methods.smoothquant import SmoothQuantConfig, smoothing_factors, smoothquant_linear
+from scalinglab.quant.primitives import amax_to_scale, error_bound, qmax_for_bits, quantize_weight
 
 SHAPES = [(1, 64, 48), (17, 96, 128), (128, 256, 64)]
 SHAPE_IDS = ["M1-K64-N48", "M17-K96-N128", "M128-K256-N64"]
@@ -48,8 +48,8 @@ def _run(method, bits, x, w, b):
     qmax = qmax_for_bits(bits)
     if method.startswith("rtn"):
         gran = method.split("-")[1]
-        cfg = QuantConfig(method="rtn", bits_w=bits, bits_a=bits, w_granularity="channel",
-                          a_granularity="tensor" if gran != "token" else "token", a_dynamic=gran != "static")
+        cfg = RTNConfig(bits_w=bits, bits_a=bits, w_granularity="channel",
+                        a_granularity="tensor" if gran != "token" else "token", a_dynamic=gran != "static")
         lin = rtn_linear(w, b, _stats(x), cfg)
         amax = x.abs().amax(1, keepdim=True) if gran == "token" else x.abs().amax()
         _, sw = quantize_weight(w, bits)
@@ -57,12 +57,12 @@ def _run(method, bits, x, w, b):
     if method == "smoothquant":
         s = smoothing_factors(x.abs().amax(0), w.abs().amax(0), 0.5)
         xs, ws = x / s, w * s  # what the norm / linear fold does
-        lin = smoothquant_linear(ws, b, _stats(xs), QuantConfig(method="smoothquant", bits_w=bits, bits_a=bits))
+        lin = smoothquant_linear(ws, b, _stats(xs), SmoothQuantConfig(bits_w=bits, bits_a=bits))
         _, sw = quantize_weight(ws, bits)
         return lin(xs), error_bound(xs, ws, amax_to_scale(xs.abs().amax(1, keepdim=True), qmax), sw[:, None])
     if method == "outliertune":
         st = _stats(x)
-        lin = outliertune_linear(w, b, st, QuantConfig(method="outliertune", bits_w=bits, bits_a=bits))
+        lin = outliertune_linear(w, b, st, OutlierTuneConfig(bits_w=bits, bits_a=bits))
         z = symmetrization_shift(st.max, st.min)
         step = amax_to_scale((st.max - st.min) / 2, qmax)
         xt, wt = (x - z) / step, w * step  # the X/Δ domain: activation step 1
@@ -70,7 +70,7 @@ def _run(method, bits, x, w, b):
         return lin(x), error_bound(xt, wt, torch.ones(1), sw[:, None])
     if method == "llm.int8":
         st = _stats(x)
-        lin = llm_int8_linear(w, b, st, QuantConfig(method="llm.int8"))
+        lin = llm_int8_linear(w, b, st, LLMInt8Config())
         outl = (x.abs() >= OUTLIER_THRESHOLD).any(0)
         xr = x.masked_fill(outl, 0)
         x_step = amax_to_scale(xr.abs().amax(1, keepdim=True), 127) * (~outl)  # outlier columns: exact
@@ -103,7 +103,7 @@ def test_error_shrinks_with_bits_and_outliertune_beats_per_tensor(bits):
 
 def test_weights_are_int8_and_float_weights_gone():
     x, w, b = _data((4, 64, 32))
-    lin = rtn_linear(w, b, None, QuantConfig())
+    lin = rtn_linear(w, b, None, RTNConfig())
     assert lin.w_t.dtype == torch.int8 and lin.w_t.shape == (64, 32)
     assert not any(t.dtype == torch.float32 and t.numel() >= w.numel() for t in lin.buffers())
     assert list(lin.parameters()) == []
@@ -111,6 +111,6 @@ def test_weights_are_int8_and_float_weights_gone():
 
 def test_input_dtype_and_leading_dims_preserved():
     x, w, b = _data((12, 64, 32))
-    lin = rtn_linear(w, b, None, QuantConfig())
+    lin = rtn_linear(w, b, None, RTNConfig())
     y = lin(x.reshape(3, 4, 64).bfloat16())
     assert y.shape == (3, 4, 32) and y.dtype == torch.bfloat16

@@ -16,9 +16,8 @@ from tests.quant.test_linear import CASE_IDS, CASES, FLOAT_TOL, _data, _run
 
 from scalinglab.hw import dispatch as D
 from scalinglab.kernels.int8_backends import REDUCED_QMAX, fbgemm_available
-from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.methods.rtn import RTNConfig, rtn_linear
 from scalinglab.quant.primitives import qmax_for_bits
-from scalinglab.quant.rtn import rtn_linear
 
 PATHS = [("int_mm", True), ("fbgemm", True), ("fbgemm", False), ("dequant", True)]
 PATH_IDS = ["int_mm", "fbgemm-8bit", "fbgemm-7bit", "dequant"]
@@ -66,12 +65,12 @@ def test_packed_codes_are_the_only_copy_and_survive_state_dict_and_moves():
     if not fbgemm_available():
         pytest.skip("this torch build has no fbgemm engine")
     x, w, b = _data((8, 64, 32))
-    lin = rtn_linear(w, b, None, QuantConfig()).set_path("fbgemm", True)
+    lin = rtn_linear(w, b, None, RTNConfig()).set_path("fbgemm", True)
     codes = lin.w_t.clone()
     y = lin(x)
     assert lin.w_t.numel() == 0 and lin.packed_nbytes() >= codes.numel()  # one int8 copy, in fbgemm's layout
     assert torch.equal(lin.state_dict()["w_t"], codes) and torch.equal(lin.codes(), codes)
-    fresh = rtn_linear(w * 0, b, None, QuantConfig()).set_path("fbgemm", True)
+    fresh = rtn_linear(w * 0, b, None, RTNConfig()).set_path("fbgemm", True)
     fresh(x)  # packed before loading: loading must replace the packed copy too
     fresh.load_state_dict(lin.state_dict())
     torch.testing.assert_close(fresh(x), y)
@@ -85,8 +84,8 @@ def test_dequant_cache_respects_the_budget(monkeypatch):
     x, w, b = _data((8, 64, 32))
     monkeypatch.setattr(L._DequantCache, "budget", 64 * 32 * 4)  # room for exactly one float copy
     monkeypatch.setattr(L._DequantCache, "used", 0)
-    a = rtn_linear(w, b, None, QuantConfig()).set_path("dequant")
-    c = rtn_linear(w, b, None, QuantConfig()).set_path("dequant")
+    a = rtn_linear(w, b, None, RTNConfig()).set_path("dequant")
+    c = rtn_linear(w, b, None, RTNConfig()).set_path("dequant")
     ya, yc = a(x), c(x)
     assert a.cache_nbytes() == 64 * 32 * 4 and c.cache_nbytes() == 0  # the second dequantizes per call
     torch.testing.assert_close(ya, yc)

@@ -205,7 +205,7 @@ def measure(caps: Capabilities) -> Calibration:
 
     from scalinglab.kernels import int8_backends as B
     from scalinglab.quant.linear import QuantLinear
-    from scalinglab.quant.rtn import quantize_weight
+    from scalinglab.quant.primitives import quantize_weight
 
     t_start = time.perf_counter()
     gen = torch.Generator().manual_seed(0)

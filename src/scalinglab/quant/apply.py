@@ -1,11 +1,15 @@
-"""Model surgery: find the linears, find norm → linear pairs, calibrate, transform, swap in QuantLinear.
+"""Model surgery: find the linears, calibrate, rewrite norm → linear pairs, swap in quantized modules.
+
+``quantize_(model, config)`` dispatches on the type of ``config`` (quant/registry.py): the method module
+supplies the per-linear conversion and, optionally, a rewrite of norm → linear pairs; this module holds
+what every method shares.
 
 Works on any ``nn.Module`` built from ``nn.Linear`` (or GPT-2's ``Conv1D``) and norm layers: the
 ladder's GPT and Hugging Face causal LMs. Norm → linear pairs are found by tracing, not by name: one
-forward pass records which linears receive a norm's output tensor itself as their input. SmoothQuant
-and OutlierTune's symmetrization rewrite exactly those pairs, then check on the calibration batch that
-the float model's outputs did not move; a post-LN block (whose norm output is also the residual stream)
-fails that check and is refused with a message naming the norm.
+forward pass records which linears receive a norm's output tensor itself as their input. A method's pair
+rewrite (SmoothQuant's smoothing, OutlierTune's symmetrization) touches exactly those pairs, then
+``quantize_`` checks on the calibration batch that the float model's outputs did not move; a post-LN
+block (whose norm output is also the residual stream) fails that check and is refused.
 """
 
 from __future__ import annotations
@@ -17,15 +21,14 @@ from torch import nn
 
 from scalinglab.errors import InputError
 from scalinglab.quant.calibrate import ChannelStats, calibrate, linear_weight
-from scalinglab.quant.config import QuantConfig
-from scalinglab.quant.llm_int8 import llm_int8_linear
-from scalinglab.quant.outliertune import outliertune_linear, symmetrization_shift, symmetrize_
-from scalinglab.quant.rtn import rtn_linear
-from scalinglab.quant.smoothquant import smooth_, smoothing_factors, smoothquant_linear
+from scalinglab.quant.config import OUTLIER_THRESHOLD, MethodConfig
+from scalinglab.quant.models import forward_logits
+from scalinglab.quant.registry import Method, method_for
 
-__all__ = ["find_linears", "find_norm_pairs", "quantize_", "QuantReport", "Forward"]
+__all__ = ["find_linears", "find_norm_pairs", "quantize_", "rewrite_pairs_", "QuantReport", "Forward", "FilterFn"]
 
 Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+FilterFn = Callable[[nn.Module, str], bool]
 TRANSFORM_RTOL = 1e-4  # float outputs must not move by more than this (relative to their scale)
 
 
@@ -89,70 +92,84 @@ class QuantReport(dict):
 
 
 @torch.no_grad()
-def quantize_(model: nn.Module, cfg: QuantConfig, calib: Sequence[torch.Tensor], forward: Forward) -> QuantReport:
-    """Quantize ``model`` in place; ``calib`` are token-id batches run through ``forward(model, batch)``.
+def rewrite_pairs_(model: nn.Module, method: Method, cfg: MethodConfig, linears: dict[str, nn.Module],
+                   stats: dict[str, ChannelStats], batch: torch.Tensor, forward: Forward
+                   ) -> tuple[dict[str, list[str]], dict[str, dict]]:
+    """Run the method's pair rewrite on every norm → linears pair, then check on ``batch`` that the float
+    model's outputs did not move (a post-LN block, whose norm output is also the residual stream, fails);
+    on failure every touched module is restored and the method refused. Returns (pairs, hints per linear)."""
+    _check_post_ln(model, cfg.name)
+    pairs = find_norm_pairs(model, linears, batch, forward)
+    reference = forward(model, batch).float()
+    modules = dict(model.named_modules())
+    touched = {n: modules[n] for n in pairs} | {n: linears[n] for ns in pairs.values() for n in ns}
+    backup = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in touched.items()}
+    hints: dict[str, dict] = {}
+    for norm_name, lin_names in pairs.items():
+        hints.update(method.pair_rewrite(modules[norm_name], {n: linears[n] for n in lin_names}, stats, cfg))
+    after = forward(model, batch).float()
+    err = float((after - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
+    if err > TRANSFORM_RTOL:
+        for n, m in touched.items():  # leave the caller's model as it was
+            m.load_state_dict(backup[n], strict=False)
+        raise InputError(f"{cfg.name}: rescaling norm outputs changed the float model's outputs "
+                         f"(max rel. error {err:.1e}); the blocks look post-LN — use rtn or llm.int8")
+    return pairs, hints
 
-    Returns a report with the calibration statistics per linear (the outlier analysis).
+
+@torch.no_grad()
+def quantize_(model: nn.Module, config: MethodConfig, *, calib: Sequence[torch.Tensor] | None = None,
+              forward: Forward = forward_logits, filter_fn: FilterFn | None = None,
+              threshold: float = OUTLIER_THRESHOLD) -> QuantReport:
+    """Quantize ``model``'s linear layers in place with the method of ``config``'s type.
+
+    calib:     token-id batches run through ``forward(model, batch)`` for the calibration statistics
+               (required when ``config.needs_calibration``); without them one probe batch of zeros
+               finds the linears whose forward runs
+    filter_fn: ``(module, name) → bool``: quantize only the linears it accepts (besides ``config.skip``)
+    threshold: outlier magnitude counted in the statistics (the report's outlier analysis)
+
+    Returns a report with the calibration statistics per linear, the norm → linear pairs rewritten and
+    the linears left in float.
     """
+    method = method_for(config)
     model.eval()
-    linears = find_linears(model, cfg.skip)
+    linears = find_linears(model, config.skip)
+    if filter_fn is not None:
+        linears = {n: m for n, m in linears.items() if filter_fn(m, n)}
     if not linears:
         raise InputError("model: found no nn.Linear / Conv1D layers to quantize")
-    if cfg.method in ("smoothquant", "outliertune"):
-        _check_post_ln(model, cfg.method)
-    stats = calibrate(model, linears, calib, forward, cfg.threshold) if calib else {}
-    if cfg.needs_calibration and not stats:
-        raise InputError(f"--calib: method {cfg.method} needs calibration text, got none")
+    if config.needs_calibration and not calib:
+        raise InputError(f"--calib: method {config.name} needs calibration text, got none")
+    batches = list(calib) if calib else [_probe_batch(model)]
+    stats = calibrate(model, linears, batches, forward, threshold)
     # A linear whose forward never ran (its .weight is read by a parent, e.g. a fused QKV matmul) cannot be
-    # swapped for a QuantLinear: it stays in float and the report names it.
+    # swapped for a quantized module: it stays in float and the report names it.
     uncalled = sorted(n for n, st in stats.items() if st.tokens == 0)
     for n in uncalled:
         del linears[n], stats[n]
-    folded: set[str] = set()
+    if not calib:
+        stats = {}  # a probe's statistics say nothing about the data
     pairs: dict[str, list[str]] = {}
-    if cfg.method in ("smoothquant", "outliertune"):
-        pairs = find_norm_pairs(model, linears, calib[0], forward)
-        reference = forward(model, calib[0]).float()
-        modules = dict(model.named_modules())
-        touched = {n: modules[n] for n in pairs} | {n: linears[n] for ns in pairs.values() for n in ns}
-        backup = {n: {k: v.clone() for k, v in m.state_dict().items()} for n, m in touched.items()}
-        for norm_name, lin_names in pairs.items():
-            norm, lins = modules[norm_name], [linears[n] for n in lin_names]
-            st = stats[lin_names[0]]
-            if cfg.method == "smoothquant":
-                w_amax = torch.stack([linear_weight(m).abs().amax(0).float() for m in lins]).amax(0)
-                s = smoothing_factors(st.amax, w_amax, cfg.alpha)
-                smooth_(norm, lins, s)
-                for n in lin_names:  # X' = X / s: statistics follow analytically
-                    stats[n] = _scaled(stats[n], s)
-            elif getattr(norm, "bias", None) is not None:
-                symmetrize_(norm, lins, symmetrization_shift(st.max, st.min))
-                folded.update(lin_names)
-        after = forward(model, calib[0]).float()
-        err = float((after - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
-        if err > TRANSFORM_RTOL:
-            for n, m in touched.items():  # leave the caller's model as it was
-                m.load_state_dict(backup[n], strict=False)
-            raise InputError(f"{cfg.method}: rescaling norm outputs changed the float model's outputs "
-                             f"(max rel. error {err:.1e}); the blocks look post-LN — use rtn or llm.int8")
-    builders = {"rtn": rtn_linear, "llm.int8": llm_int8_linear, "smoothquant": smoothquant_linear}
+    hints: dict[str, dict] = {}
+    if method.pair_rewrite is not None:
+        pairs, hints = rewrite_pairs_(model, method, config, linears, stats, batches[0], forward)
     modules = dict(model.named_modules())
     for name, lin in linears.items():
         w = linear_weight(lin).detach().float()
         bias = None if lin.bias is None else lin.bias.detach().float()
-        if cfg.method == "outliertune":
-            q = outliertune_linear(w, bias, stats[name], cfg, folded=name in folded)
-        else:
-            q = builders[cfg.method](w, bias, stats.get(name), cfg)
+        q = method.linear(w, bias, stats.get(name), config, **hints.get(name, {}))
         parent_name, _, child = name.rpartition(".")
         setattr(modules[parent_name] if parent_name else model, child, q)
         del lin  # the float weight goes with the module
-    return QuantReport(method=cfg.method, config=cfg.to_dict(), stats=stats, pairs=pairs,
+    return QuantReport(method=config.name, config=config.to_dict(), stats=stats, pairs=pairs,
                        n_quantized=len(linears), left_in_float=uncalled)
 
 
-def _scaled(st: ChannelStats, s: torch.Tensor) -> ChannelStats:
-    out = ChannelStats(st.k, st.threshold)
-    out.max, out.min = st.max / s, st.min / s
-    out.outlier_tokens, out.tokens_touched, out.tokens = st.outlier_tokens, st.tokens_touched, st.tokens
-    return out
+PROBE_TOKENS = 8
+
+
+def _probe_batch(model: nn.Module) -> torch.Tensor:
+    """One (1 × PROBE_TOKENS) batch of token 0, on the model's device: enough to see which linears run."""
+    device = next((t.device for t in model.parameters()), torch.device("cpu"))
+    return torch.zeros(1, PROBE_TOKENS, dtype=torch.long, device=device)

@@ -17,10 +17,10 @@ import torch
 from torch.nn.functional import linear as f
 
 from scalinglab.quant.calibrate import ChannelStats
-from scalinglab.quant.config import OUTLIER_THRESHOLD, QuantConfig
+from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.evaluate import tensor_bytes
-from scalinglab.quant.llm_int8 import llm_int8_linear
-from scalinglab.quant.rtn import rtn_linear
+from scalinglab.quant.methods.llm_int8 import LLMInt8Config, llm_int8_linear
+from scalinglab.quant.methods.rtn import RTNConfig, rtn_linear
 
 __all__ = ["run_int8_bench", "DIMS", "MS"]
 
@@ -162,11 +162,11 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS, all_
         calib[:, out_cols] *= 15
         st = ChannelStats(d)
         st.update(calib)
-        w8a8 = rtn_linear(w, b, None, QuantConfig(method="rtn"))
-        int8 = llm_int8_linear(w, b, st, QuantConfig(method="llm.int8"))
+        w8a8 = rtn_linear(w, b, None, RTNConfig())
+        int8 = llm_int8_linear(w, b, st, LLMInt8Config())
         fp_bytes = tensor_bytes([w, b])
         mem = {"W8A8": fp_bytes / tensor_bytes(w8a8.buffers()), "LLM.int8": fp_bytes / tensor_bytes(int8.buffers())}
-        pinned = {p: rtn_linear(w, b, None, QuantConfig(method="rtn")).set_path(p, int8_full_range())
+        pinned = {p: rtn_linear(w, b, None, RTNConfig()).set_path(p, int8_full_range())
                   for p in paths}
         for m in ms:
             x = _input(d, m, out_cols)

@@ -6,8 +6,9 @@
   first and every tensor's name, shape and dtype must match the module it loads into, and every
   floating-point tensor must be finite — ``load_state_dict`` would otherwise cast a float tensor into
   an int8 buffer without a word.
-- A quantization map's config must be one ``quantize`` itself accepts (bit widths 8, 6 or 4), and each
-  module spec must match the layer it replaces.
+- A quantization map's config must be one ``quantize`` itself accepts (its method's ``from_dict``), and
+  each module spec must match the layer it replaces (``check_module_spec`` for the int8 ``QuantLinear``;
+  other run-time layers register their own check, quant/registry.py).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 from torch import nn
 
 from scalinglab.errors import InputError
+from scalinglab.quant.config import BITS
 
-__all__ = ["read_config", "check_no_remote_code", "check_module_spec", "load_checked_weights"]
+__all__ = ["read_config", "check_no_remote_code", "check_module_spec", "linear_features", "load_checked_weights"]
 
 CODE_KEYS = ("auto_map",)
 SPEC_KEYS = {"in_features": int, "out_features": int, "act": str, "bits_w": int, "bits_a": int,
@@ -64,7 +66,7 @@ def check_no_remote_code(model_dir: Path) -> None:
                                      "refused (only built-in architectures are loaded)")
 
 
-def _features(module: nn.Module) -> tuple[int, int] | None:
+def linear_features(module: nn.Module) -> tuple[int, int] | None:
     """(in, out) of a linear layer: nn.Linear or GPT-2's Conv1D (weight stored in × out)."""
     if isinstance(module, nn.Linear):
         return module.in_features, module.out_features
@@ -73,7 +75,7 @@ def _features(module: nn.Module) -> tuple[int, int] | None:
     return None
 
 
-def check_module_spec(name: str, spec: Any, module: nn.Module, where: str, bits: tuple[int, ...]) -> None:
+def check_module_spec(name: str, spec: Any, module: nn.Module, where: str, bits: tuple[int, ...] = BITS) -> None:
     """A quantization-map entry rebuilds a QuantLinear the same shape as the layer it replaces."""
     from scalinglab.quant.linear import ACT_MODES
 
@@ -97,7 +99,7 @@ def check_module_spec(name: str, spec: Any, module: nn.Module, where: str, bits:
     for key in ("bits_w", "bits_a"):
         if spec[key] not in bits:
             raise InputError(f"{where}: module {name!r}: {key} = {spec[key]}, expected one of {bits}")
-    shape = _features(module)
+    shape = linear_features(module)
     if shape is None:
         raise InputError(f"{where}: module {name!r} is a {type(module).__name__}, not a linear layer")
     if (spec["in_features"], spec["out_features"]) != shape:

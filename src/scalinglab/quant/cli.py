@@ -14,30 +14,39 @@ from pathlib import Path
 
 import typer
 
-from scalinglab.quant.config import OUTLIER_THRESHOLD
+from scalinglab.quant.methods import DEFAULT as DEFAULT_METHOD
+from scalinglab.quant.registry import method_names
 
 __all__ = ["register"]
 
 
 def quantize_cmd(
     model_dir: Path = typer.Argument(..., help="Hugging Face layout dir: config.json, safetensors, tokenizer."),
-    method: str = typer.Option("llm.int8", "--method", help="rtn | llm.int8 | smoothquant | outliertune"),
-    bits: int = typer.Option(8, "--bits", help="Weight and activation bit width: 8, 6 or 4."),
-    calib: Path = typer.Option(..., "--calib", help="Text file for calibration (the model's own distribution)."),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help=" | ".join(method_names())),
+    bits: int = typer.Option(None, "--bits", help="Weight (and activation) bit width: 8, 6 or 4 (default 8)."),
+    activations: str = typer.Option(None, "--activations",
+                                    help="int8: weights and activations quantized (default); none: weight-only."),
+    group_size: int = typer.Option(None, "--group-size",
+                                   help="Weight-only: columns per weight scale, 32, 64 or 128 (0: one per row)."),
+    calib: Path = typer.Option(None, "--calib", help="Text file for calibration (the model's own distribution); "
+                                                    "data-free methods run without it."),
     out: Path = typer.Option(..., "--out", help="Directory for the quantized checkpoint."),
     n_seqs: int = typer.Option(128, "--calib-seqs", help="Calibration sequences (128–512 is typical)."),
     seq_len: int = typer.Option(0, "--seq-len", help="Tokens per sequence (0: the model's context)."),
-    alpha: float = typer.Option(0.5, "--alpha", help="SmoothQuant migration strength."),
-    threshold: float = typer.Option(OUTLIER_THRESHOLD, "--threshold", help="LLM.int8 outlier magnitude."),
+    alpha: float = typer.Option(None, "--alpha", help="SmoothQuant migration strength (default 0.5)."),
+    threshold: float = typer.Option(None, "--threshold", help="LLM.int8 outlier magnitude (default 6)."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="rtn: per-tensor weight and activation scales."),
     analyze: bool = typer.Option(False, "--analyze", help="Print the per-layer outlier table."),
 ) -> None:
     """Quantize a checkpoint post-training and save it (safetensors + quantization.json)."""
+    from scalinglab.quant.config import OUTLIER_THRESHOLD
     from scalinglab.quant.pipeline import quantize_dir
+    from scalinglab.quant.registry import config_for
 
-    gran = dict(w_granularity="tensor", a_granularity="tensor") if per_tensor else {}
-    summary = quantize_dir(model_dir, out, calib, method=method, bits=bits, n_seqs=n_seqs, seq_len=seq_len,
-                           alpha=alpha, threshold=threshold, analyze=analyze, **gran)
+    config = config_for(method, bits=bits, activations=activations, group_size=group_size, alpha=alpha,
+                        threshold=threshold, per_tensor=per_tensor or None)
+    summary = quantize_dir(model_dir, out, calib, config, n_seqs=n_seqs, seq_len=seq_len, analyze=analyze,
+                           threshold=getattr(config, "threshold", OUTLIER_THRESHOLD))
     if analyze:
         print(summary.pop("table"))
     print(json.dumps(summary))

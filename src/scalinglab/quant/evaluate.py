@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from scalinglab.kernels.softmax_dispatch import cross_entropy_fastest
-from scalinglab.quant.linear import QuantLinear
 from scalinglab.quant.models import forward_logits
 
 __all__ = ["tensor_bytes", "model_bytes", "linear_bytes", "perplexity", "EvalResult", "evaluate_model"]
@@ -33,9 +32,10 @@ def tensor_bytes(tensors) -> int:
 
 
 def _held_outside_buffers(modules) -> int:
-    """fbgemm's packed int8 weights of QuantLinears (they replace the ``w_t`` buffer once packed). The
-    dequant path's float cache is a run-time cache and not counted (``QuantLinear.cache_nbytes``)."""
-    return sum(m.packed_nbytes() for m in modules if isinstance(m, QuantLinear))
+    """Weights a quantized module holds outside its buffers (``packed_nbytes``: fbgemm's packed int8 weights
+    of QuantLinears, which replace the ``w_t`` buffer once packed). The dequant path's float cache is a
+    run-time cache and not counted (``QuantLinear.cache_nbytes``)."""
+    return sum(m.packed_nbytes() for m in modules if hasattr(m, "packed_nbytes"))
 
 
 def model_bytes(model: nn.Module) -> int:
@@ -43,7 +43,9 @@ def model_bytes(model: nn.Module) -> int:
 
 
 def _is_linear(m: nn.Module) -> bool:
-    return isinstance(m, (nn.Linear, QuantLinear)) or type(m).__name__ == "Conv1D"
+    from scalinglab.quant.registry import runtime_kind_of
+
+    return isinstance(m, nn.Linear) or type(m).__name__ == "Conv1D" or runtime_kind_of(m) is not None
 
 
 def linear_bytes(model: nn.Module, skip: Sequence[str] = ("lm_head",)) -> int:
@@ -123,7 +125,8 @@ def load_any(model_dir: Path) -> tuple[nn.Module, str]:
     from scalinglab.quant.models import load_float_model
 
     if is_quantized_dir(model_dir):
+        from scalinglab.quant.registry import config_from_dict
+
         model, qmap = load_quantized(model_dir)
-        c = qmap.get("config", {})
-        return model, f"{c.get('method', '?')} W{c.get('bits_w', '?')}A{c.get('bits_a', '?')}"
+        return model, config_from_dict(qmap["config"]).label
     return load_float_model(model_dir), "none"

@@ -1,9 +1,13 @@
 """Save and load quantized checkpoints: safetensors weights plus a JSON quantization map.
 
 The directory keeps the Hugging Face layout (config.json, tokenizer files) and adds
-``quantization.json``: the QuantConfig and, per replaced module, the shapes and modes QuantLinear
-needs to be rebuilt empty. Loading builds the float architecture from config.json, swaps those modules
-in, and loads the stored int8 codes and scales — nothing is re-quantized, so outputs are bit-identical.
+``quantization.json``: the method's config (``{"method": name, **fields}``) and, per replaced module,
+its run-time ``kind`` (``QuantLinear``, or a layer a method registered) with what that module needs to
+be rebuilt empty. Loading builds the float architecture from config.json, swaps those modules in, and
+loads the stored codes and scales — nothing is re-quantized, so outputs are bit-identical.
+
+Format 1 (one config class for every method, all its fields stored; every module a QuantLinear) still
+loads: fields its method does not have are dropped, and module entries without a ``kind`` are QuantLinear.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ from pathlib import Path
 from torch import nn
 
 from scalinglab.errors import InputError
-from scalinglab.quant.linear import QuantLinear
+from scalinglab.quant.config import MethodConfig
 
-__all__ = ["save_quantized", "load_quantized", "is_quantized_dir", "QUANT_MAP"]
+__all__ = ["save_quantized", "load_quantized", "is_quantized_dir", "QUANT_MAP", "FORMAT_VERSION"]
 
 QUANT_MAP = "quantization.json"
 WEIGHTS = "model.safetensors"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)
+# Format 1 stored the fields of one config class shared by every method; each method keeps its own.
+V1_FIELDS = ("bits_w", "bits_a", "w_granularity", "a_granularity", "a_dynamic", "threshold", "alpha", "skip")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                     "merges.txt", "tokenizer.model", "generation_config.json")
 
@@ -30,9 +37,16 @@ def is_quantized_dir(model_dir: Path) -> bool:
     return (Path(model_dir) / QUANT_MAP).is_file()
 
 
-def save_quantized(model: nn.Module, out: Path, quant_config: dict, source_dir: Path | None = None) -> Path:
-    """Write ``model`` (with QuantLinear modules) to ``out``; copies tokenizer files from ``source_dir``."""
+def save_quantized(model: nn.Module, out: Path, quant_config: MethodConfig | dict,
+                   source_dir: Path | None = None) -> Path:
+    """Write ``model`` (with quantized modules) to ``out``; copies tokenizer files from ``source_dir``.
+
+    ``quant_config``: the config the model was quantized with (or its ``to_dict()``)."""
     from safetensors.torch import save_model
+
+    from scalinglab.quant.registry import config_from_dict, runtime_kind_of
+
+    cfg = quant_config if isinstance(quant_config, MethodConfig) else config_from_dict(quant_config)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,8 +55,12 @@ def save_quantized(model: nn.Module, out: Path, quant_config: dict, source_dir: 
     elif hasattr(getattr(model, "config", None), "to_dict"):  # the ladder GPT, under its own module names
         meta = {"architectures": ["ScalinglabGPT"], "model_type": "scalinglab-gpt", "scalinglab": model.config.to_dict()}
         (out / "config.json").write_text(json.dumps(meta, indent=1))
-    modules = {n: m.spec() for n, m in model.named_modules() if isinstance(m, QuantLinear)}
-    (out / QUANT_MAP).write_text(json.dumps({"format_version": FORMAT_VERSION, "config": quant_config,
+    modules = {}
+    for n, m in model.named_modules():
+        rt = runtime_kind_of(m)
+        if rt is not None:
+            modules[n] = {"kind": rt.kind, **rt.spec(m)}
+    (out / QUANT_MAP).write_text(json.dumps({"format_version": FORMAT_VERSION, "config": cfg.to_dict(),
                                              "modules": modules}, indent=1))
     save_model(model, str(out / WEIGHTS))  # handles tied (shared) tensors
     if source_dir is not None:
@@ -52,14 +70,58 @@ def save_quantized(model: nn.Module, out: Path, quant_config: dict, source_dir: 
     return out
 
 
-def install_empty(model: nn.Module, modules: dict[str, dict]) -> None:
-    """Replace each named module by an empty QuantLinear of the recorded spec."""
+def install_empty(model: nn.Module, modules: dict[str, dict], where: str = QUANT_MAP) -> None:
+    """Replace each named module by an empty module of its recorded kind, after checking every spec
+    against the layer it replaces."""
+    from scalinglab.quant.registry import runtime_kinds
+
+    kinds = runtime_kinds()
     named = dict(model.named_modules())
+    built = {}
     for name, spec in modules.items():
         if name not in named:
-            raise InputError(f"{QUANT_MAP}: module {name!r} does not exist in the model built from config.json")
+            raise InputError(f"{where}: module {name!r} does not exist in the model built from config.json")
+        if not isinstance(spec, dict):
+            raise InputError(f"{where}: module {name!r}: expected an object, got {type(spec).__name__}")
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        if kind not in kinds:
+            raise InputError(f"{where}: module {name!r}: kind {kind!r}, expected one of {', '.join(kinds)}")
+        kinds[kind].check(name, spec, named[name], where)
+        built[name] = kinds[kind].build(spec)
+    for name, module in built.items():
         parent_name, _, child = name.rpartition(".")
-        setattr(named[parent_name] if parent_name else model, child, QuantLinear(**spec))
+        setattr(named[parent_name] if parent_name else model, child, module)
+
+
+def read_quant_map(model_dir: Path) -> tuple[dict, MethodConfig]:
+    """``quantization.json`` checked: (map with the config and module entries in the current format, config)."""
+    from scalinglab.quant.registry import config_from_dict
+
+    where = Path(model_dir) / QUANT_MAP
+    try:
+        qmap = json.loads(where.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"{where}: expected a JSON quantization map ({type(exc).__name__})") from None
+    if not isinstance(qmap, dict) or not isinstance(qmap.get("modules"), dict):
+        raise InputError(f"{where}: expected a JSON object with a 'modules' object")
+    version = qmap.get("format_version")
+    if version not in READS or isinstance(version, bool):
+        raise InputError(f"{where}: format_version {version!r}, expected one of {', '.join(map(str, READS))}")
+    cfg = qmap.get("config")
+    if not isinstance(cfg, dict):
+        raise InputError(f"{where}: 'config' must be an object (the config it was made with)")
+    try:
+        config = config_from_dict(cfg, ignore=V1_FIELDS if version == 1 else ())
+    except InputError as exc:
+        raise InputError(f"{where}: config: {exc}") from None
+    modules = qmap["modules"]
+    if version == 1:  # every module of format 1 is a QuantLinear, and its entries name no kind
+        for n, spec in modules.items():
+            if isinstance(spec, dict) and "kind" in spec:
+                raise InputError(f"{where}: module {n!r}: unknown key 'kind' (format_version 1)")
+        modules = {n: {"kind": "QuantLinear", **s} if isinstance(s, dict) else s for n, s in modules.items()}
+    return {**qmap, "format_version": FORMAT_VERSION, "config": config.to_dict(), "modules": modules}, config
 
 
 def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
@@ -71,29 +133,10 @@ def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from scalinglab.quant.checks import check_module_spec, load_checked_weights, read_config
-    from scalinglab.quant.config import BITS, QuantConfig
+    from scalinglab.quant.checks import load_checked_weights, read_config
 
     model_dir = Path(model_dir)
-    where = model_dir / QUANT_MAP
-    try:
-        qmap = json.loads(where.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"{where}: expected a JSON quantization map ({type(exc).__name__})") from None
-    if not isinstance(qmap, dict) or not isinstance(qmap.get("modules"), dict):
-        raise InputError(f"{where}: expected a JSON object with a 'modules' object")
-    if qmap.get("format_version") != FORMAT_VERSION:
-        raise InputError(f"{where}: format_version {qmap.get('format_version')!r}, expected {FORMAT_VERSION}")
-    cfg = qmap.get("config")
-    if not isinstance(cfg, dict):
-        raise InputError(f"{where}: 'config' must be an object (the QuantConfig it was made with)")
-    try:
-        QuantConfig.from_dict(cfg)
-    except InputError as exc:
-        raise InputError(f"{where}: config: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{where}: config: {exc}") from None
-    modules = qmap["modules"]
+    qmap, _ = read_quant_map(model_dir)
     meta = read_config(model_dir)
     if meta.get("model_type") == "scalinglab-gpt":
         from scalinglab.ladder.hf import gpt_config_from_meta
@@ -106,12 +149,7 @@ def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
             model = AutoModelForCausalLM.from_config(config)  # non-persistent buffers (masks, rotary) built here
         except Exception as exc:  # transformers raises many types for a config it cannot build
             raise InputError(f"{model_dir / 'config.json'}: cannot build the model ({str(exc).splitlines()[0]})") from None
-    named = dict(model.named_modules())
-    for name, spec in modules.items():
-        if name not in named:
-            raise InputError(f"{where}: module {name!r} does not exist in the model built from config.json")
-        check_module_spec(name, spec, named[name], str(where), BITS)
-    install_empty(model, modules)
+    install_empty(model, qmap["modules"], str(model_dir / QUANT_MAP))
     load_checked_weights(model, model_dir / WEIGHTS, optional=_is_recomputed)
     return model.eval(), qmap
 

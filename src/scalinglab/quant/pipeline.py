@@ -11,7 +11,7 @@ from scalinglab.errors import InputError
 from scalinglab.paths import output_dir
 from scalinglab.quant.analyze import format_table, outlier_rows
 from scalinglab.quant.apply import quantize_
-from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.config import OUTLIER_THRESHOLD, MethodConfig
 from scalinglab.quant.evaluate import evaluate_model, linear_bytes, load_any, model_bytes
 from scalinglab.quant.io import save_quantized
 from scalinglab.quant.models import (
@@ -23,13 +23,7 @@ from scalinglab.quant.models import (
     text_to_batches,
 )
 
-__all__ = ["quantize_dir", "evaluate_dir", "make_config"]
-
-
-def make_config(method: str, bits: int, **kw) -> QuantConfig:
-    if bits not in (8, 6, 4):
-        raise InputError(f"--bits: expected 8, 6 or 4, got {bits}")
-    return QuantConfig(method=method, bits_w=bits, bits_a=bits, **kw)
+__all__ = ["quantize_dir", "evaluate_dir"]
 
 
 def _check_seq_len(seq_len: int) -> None:
@@ -45,38 +39,44 @@ def _resolve_seq_len(seq_len: int, model) -> int:
     return seq_len or min(context, 512)
 
 
-def quantize_dir(model_dir: Path, out: Path, calib: Path, method: str, bits: int = 8, n_seqs: int = 128,
-                 seq_len: int = 0, analyze: bool = False, **cfg_kw) -> dict:
-    """Load, calibrate, quantize, save; returns a summary (and the outlier table when ``analyze``)."""
-    cfg = make_config(method, bits, **cfg_kw)
+def quantize_dir(model_dir: Path, out: Path, calib: Path | None, config: MethodConfig, n_seqs: int = 128,
+                 seq_len: int = 0, analyze: bool = False, threshold: float = OUTLIER_THRESHOLD) -> dict:
+    """Load, calibrate, quantize, save; returns a summary (and the outlier table when ``analyze``).
+
+    ``calib`` may be None for a method that needs no calibration (``config.needs_calibration``); the
+    outlier analysis then has no statistics to show. ``threshold``: the analysis' outlier magnitude."""
     if n_seqs < 1:
         raise InputError(f"--calib-seqs: {n_seqs} must be >= 1")
     _check_seq_len(seq_len)
+    if calib is None and (config.needs_calibration or analyze):
+        why = f"method {config.name} needs" if config.needs_calibration else "--analyze needs"
+        raise InputError(f"--calib: {why} calibration text, got none")
     model_dir = Path(model_dir)
     out = output_dir(out, "--out")
     if out.resolve() == model_dir.resolve():
         raise InputError(f"--out: {out} is the input checkpoint; give a new directory")
-    text = read_text(calib)
+    text = read_text(calib) if calib is not None else None
     model = load_float_model(model_dir)
-    tok = load_tokenizer(model_dir)
     seq_len = _resolve_seq_len(seq_len, model)
-    batches = text_to_batches(text, tok, seq_len, n_seqs, source=str(calib))
-    before = model_bytes(model), linear_bytes(model, cfg.skip)
+    batches = None
+    if text is not None:
+        batches = text_to_batches(text, load_tokenizer(model_dir), seq_len, n_seqs, source=str(calib))
+    before = model_bytes(model), linear_bytes(model, config.skip)
     t0 = time.perf_counter()
-    report = quantize_(model, cfg, batches, forward_logits)
+    report = quantize_(model, config, calib=batches, forward=forward_logits, threshold=threshold)
     seconds = time.perf_counter() - t0
     try:
-        save_quantized(model, out, cfg.to_dict(), source_dir=model_dir)
+        save_quantized(model, out, config, source_dir=model_dir)
     except OSError as exc:
         raise InputError(f"--out: cannot write {out} ({exc.strerror or type(exc).__name__})") from None
-    summary = {"out": str(out), "method": cfg.method, "bits_w": cfg.bits_w, "bits_a": cfg.bits_a,
-               "layers": report["n_quantized"], "calib_tokens": sum(b.numel() for b in batches),
+    summary = {"out": str(out), "method": config.name, "bits_w": config.bits_w, "bits_a": config.bits_a,
+               "layers": report["n_quantized"], "calib_tokens": sum(b.numel() for b in batches or []),
                "seconds": round(seconds, 2), "weight_bytes_before": before[0], "weight_bytes": model_bytes(model),
-               "linear_bytes_before": before[1], "linear_bytes": linear_bytes(model, cfg.skip),
+               "linear_bytes_before": before[1], "linear_bytes": linear_bytes(model, config.skip),
                "norm_pairs": sum(len(v) for v in report["pairs"].values()),
                "left_in_float": report["left_in_float"]}
     if analyze:
-        summary["table"] = format_table(outlier_rows(report["stats"]), cfg.threshold)
+        summary["table"] = format_table(outlier_rows(report["stats"]), threshold)
     return summary
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "dequantize",
     "absmax_quantize",
     "error_bound",
+    "quantize_weight",
 ]
 
 
@@ -65,3 +66,12 @@ def error_bound(x: torch.Tensor, w: torch.Tensor, x_step: torch.Tensor, w_step: 
     ew = (w_step.float() / 2).expand_as(w)
     ax, aw = x.abs().float(), w.abs().float()
     return ex @ aw.T + ax @ ew.T + ex @ ew.T
+
+
+def quantize_weight(w: torch.Tensor, bits: int, granularity: str = "channel") -> tuple[torch.Tensor, torch.Tensor]:
+    """Absmax codes of W (out × in) and scales (out,): per output channel, or one scale repeated."""
+    qmax = qmax_for_bits(bits)
+    w = w.detach().float()
+    amax = w.abs().amax(dim=1) if granularity == "channel" else w.abs().amax().expand(w.shape[0])
+    scale = amax_to_scale(amax, qmax)
+    return quantize(w, scale[:, None], qmax), scale.contiguous()

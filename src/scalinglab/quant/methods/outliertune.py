@@ -13,16 +13,37 @@ inside or after the integer matmul.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
 from scalinglab.quant.calibrate import ChannelStats, linear_weight
-from scalinglab.quant.config import QuantConfig
+from scalinglab.quant.config import MethodConfig, check_bits
 from scalinglab.quant.linear import QuantLinear
-from scalinglab.quant.primitives import amax_to_scale, qmax_for_bits
-from scalinglab.quant.rtn import quantize_weight
+from scalinglab.quant.primitives import amax_to_scale, qmax_for_bits, quantize_weight
+from scalinglab.quant.registry import Method, register
 
-__all__ = ["symmetrization_shift", "symmetrize_", "outliertune_linear"]
+__all__ = ["OutlierTuneConfig", "symmetrization_shift", "symmetrize_", "outliertune_linear"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutlierTuneConfig(MethodConfig):
+    """bits_w / bits_a: 8, 6 or 4; weights per output channel, activations static per channel."""
+
+    name: ClassVar[str] = "outliertune"
+
+    bits_w: int = 8
+    bits_a: int = 8
+
+    def validate(self) -> None:
+        check_bits("bits_w", self.bits_w)
+        check_bits("bits_a", self.bits_a)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return True  # z_j and Δ_j come from the calibrated range of each input channel
 
 
 def symmetrization_shift(x_max: torch.Tensor, x_min: torch.Tensor) -> torch.Tensor:
@@ -42,7 +63,17 @@ def symmetrize_(norm: nn.Module, linears: list[nn.Module], z: torch.Tensor) -> N
             lin.bias.add_(wz.to(lin.bias.dtype))
 
 
-def outliertune_linear(w: torch.Tensor, bias: torch.Tensor | None, stats: ChannelStats, cfg: QuantConfig,
+def symmetrize_pair(norm: nn.Module, linears: dict[str, nn.Module], stats: dict[str, ChannelStats],
+                    cfg: OutlierTuneConfig) -> dict[str, dict]:
+    """The pair rewrite: fold z into a norm with a bias; without one (RMSNorm) the quantizer shifts."""
+    if getattr(norm, "bias", None) is None:
+        return {}
+    st = stats[next(iter(linears))]
+    symmetrize_(norm, list(linears.values()), symmetrization_shift(st.max, st.min))
+    return {n: {"folded": True} for n in linears}
+
+
+def outliertune_linear(w: torch.Tensor, bias: torch.Tensor | None, stats: ChannelStats, cfg: OutlierTuneConfig,
                        folded: bool = False) -> QuantLinear:
     """OutlierTune linear from float W (out × in) and the calibration statistics of its raw input X.
 
@@ -59,3 +90,6 @@ def outliertune_linear(w: torch.Tensor, bias: torch.Tensor | None, stats: Channe
     return QuantLinear.from_parts(w_q, w_scale, b, "static", cfg.bits_w, cfg.bits_a,
                                   act_shift=torch.zeros_like(z) if folded else z, act_inv_step=1.0 / step,
                                   act_scale=1.0)
+
+
+METHOD = register(Method(config=OutlierTuneConfig, linear=outliertune_linear, pair_rewrite=symmetrize_pair))
