@@ -29,7 +29,7 @@ from scalinglab.quant.models import (
     read_text,
     text_to_batches,
 )
-from scalinglab.quant.rtn import quantize_weight
+from scalinglab.quant.primitives import quantize_weight
 from scalinglab.quant.squant import squant_weight
 
 

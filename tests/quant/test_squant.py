@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from scalinglab.quant.primitives import qmax_for_bits
-from scalinglab.quant.rtn import quantize_weight
+from scalinglab.quant.primitives import quantize_weight
 from scalinglab.quant.squant import squant_codes, squant_weight
 
 

@@ -10,5 +10,6 @@ MODULES = {
     "llm.int8": "llm_int8",
     "smoothquant": "smoothquant",
     "outliertune": "outliertune",
+    "squant": "squant",
 }
 DEFAULT = "llm.int8"  # `scalinglab quantize` without --method

@@ -24,7 +24,7 @@ from scalinglab.errors import InputError
 from scalinglab.quant.calibrate import ChannelStats
 from scalinglab.quant.config import MethodConfig, check_bits, check_choice
 from scalinglab.quant.linear import QuantLinear
-from scalinglab.quant.registry import Method, register
+from scalinglab.quant.registry import Method, RuntimeModule, register, register_runtime
 from scalinglab.quant.squant import squant_codes, squant_weight
 
 __all__ = ["SQuantConfig", "squant_linear"]
@@ -97,4 +97,26 @@ def _weight_only(w: torch.Tensor, bias: torch.Tensor | None, cfg: SQuantConfig) 
     return m
 
 
+def _check_weight_only(name: str, spec, module: torch.nn.Module, where: str) -> None:
+    """A weight-only map entry must rebuild a layer of the replaced linear's shape."""
+    from scalinglab.quant.calibrate import linear_weight
+    from scalinglab.quant.weight_only import WeightOnlyLinear
+
+    built = WeightOnlyLinear.from_spec(spec, f"{where}: module {name!r}")
+    if not hasattr(module, "weight") or module.weight is None or module.weight.dim() != 2:
+        raise InputError(f"{where}: module {name!r} is not a linear layer in the model built from config.json")
+    n, k = linear_weight(module).shape
+    if (built.out_features, built.in_features) != (n, k):
+        raise InputError(f"{where}: module {name!r}: weight-only shape {built.out_features} × {built.in_features} "
+                         f"does not match the layer's {n} × {k}")
+
+
+def _register_weight_only_runtime() -> None:
+    from scalinglab.quant.weight_only import WeightOnlyLinear
+
+    register_runtime(RuntimeModule(kind="WeightOnlyLinear", cls=WeightOnlyLinear, spec=lambda m: m.spec(),
+                                   check=_check_weight_only, build=WeightOnlyLinear.from_spec))
+
+
+_register_weight_only_runtime()
 METHOD = register(Method(config=SQuantConfig, linear=squant_linear))
