@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scalinglab.quant.primitives import qmax_for_bits
-from scalinglab.quant.primitives import quantize_weight
+from scalinglab.quant.primitives import qmax_for_bits, quantize_weight
 from scalinglab.quant.squant import squant_codes, squant_weight
 
 
