@@ -8,6 +8,9 @@ each linear weight (the LM head excepted, as in `quantize`) is replaced by its d
 the model runs in float32: the rows isolate the weight error. Printed per row: perplexity on MODEL_DIR's
 valid.txt, its change against fp32, and the mean over rows of |Σ_i δ_i| (the output-channel error sum in
 units of the scale, which SQuant bounds by 0.5) and of ‖δ‖² (the element error RTN minimises).
+``--layers BITS`` then prints, per linear, the output error ‖X·(Ŵ − W)ᵀ‖/‖X·Wᵀ‖ of RTN and SQuant on the
+inputs of one held-out batch, with the mean of the inputs relative to their spread (SQuant's row-sum
+criterion is exact for inputs that are constant along the row and blind to zero-mean ones).
 """
 
 from __future__ import annotations
@@ -49,18 +52,48 @@ def replace_weights_(model, codes_fn, skip=("lm_head",)) -> tuple[float, float]:
     return float(torch.cat(sums).mean()), float(torch.cat(sqs).mean())
 
 
+@torch.no_grad()
+def layer_table(model, batch, bits: int, kernel_size: int = 1) -> None:
+    """Per linear: relative output error of RTN and SQuant codes on the layer's actual inputs."""
+    from scalinglab.quant.models import forward_logits
+
+    linears = find_linears(model, ("lm_head",))
+    inputs = {}
+    hooks = [m.register_forward_pre_hook(lambda _m, a, n=n: inputs.__setitem__(n, a[0].reshape(-1, a[0].shape[-1])))
+             for n, m in linears.items()]
+    forward_logits(model, batch)
+    for h in hooks:
+        h.remove()
+    print(f"\n| layer | input mean / rms | RTN W{bits} output error | SQuant W{bits} output error |")
+    print("|---|---:|---:|---:|")
+    for name, m in linears.items():
+        x, w = inputs[name].float(), linear_weight(m).detach().float()
+        y = x @ w.T
+        errs = []
+        for q, s in (quantize_weight(w, bits), squant_weight(w, bits, kernel_size)):
+            errs.append(float((x @ (q.float() * s[:, None] - w).T).norm() / y.norm()))
+        ratio = float(x.mean(0).norm() / x.pow(2).mean(0).sqrt().norm())
+        print(f"| {name} | {ratio:.2f} | {100 * errs[0]:.2f}% | {100 * errs[1]:.2f}% |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("--max-seqs", type=int, default=256)
     ap.add_argument("--bits", type=int, nargs="+", default=[8, 6, 4])
     ap.add_argument("--kernel-sizes", type=int, nargs="+", default=[1])
+    ap.add_argument("--layers", type=int, default=0, help="also print the per-layer output errors at these bits")
+    ap.add_argument("--layers-only", action="store_true", help="skip the perplexity rows")
     args = ap.parse_args()
 
     model = load_float_model(args.model_dir)
     tok = load_tokenizer(args.model_dir)
     seq = min(context_length(model), 512)
     batches = text_to_batches(read_text(args.model_dir / "valid.txt"), tok, seq, args.max_seqs)
+    if args.layers:
+        layer_table(model, batches[0], args.layers)
+    if args.layers_only:
+        return
     t0 = time.perf_counter()
     base, n = perplexity(model, batches)
     print(f"{args.model_dir}: {n:,} tokens of valid.txt ({len(batches)} batches × {seq}), fp32 ppl {base:.3f} "

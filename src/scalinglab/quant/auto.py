@@ -179,7 +179,7 @@ def _previous(out: Path, identity: dict, say: Callable[[str], None]) -> dict[str
 def auto_quantize_dir(model_dir: Path, out: Path, data: Path, budget: float, calib: Path | None = None,
                       seq_len: int = 0, max_seqs: int | None = None, calib_seqs: int = 128,
                       candidates: Sequence[Candidate] = DEFAULT_CANDIDATES, try_all: bool = False,
-                      say: Callable[[str], None] = print) -> dict:
+                      say: Callable[[str], None] | None = None) -> dict:
     """Run the search; writes ``out``/decision.json, decision.md and (when one fits) the chosen model."""
     import copy
 
@@ -196,6 +196,7 @@ def auto_quantize_dir(model_dir: Path, out: Path, data: Path, budget: float, cal
     )
     from scalinglab.quant.pipeline import _check_seq_len, _resolve_seq_len
 
+    say = say or (lambda line: print(line, flush=True))
     if not 0 < budget < 1:
         raise InputError(f"--max-loss-increase: expected a fraction in (0, 1), got {budget!r}")
     if max_seqs is not None and max_seqs < 0:
