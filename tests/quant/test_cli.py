@@ -72,3 +72,17 @@ def test_data_free_method_needs_no_calib(gpt2_dir, tmp_path, capsys):
     assert summary["layers"] == 8 and summary["calib_tokens"] == 0 and summary["method"] == "rtn"
     code, _, err = _run(["quantize", str(gpt2_dir), "--method", "smoothquant", "--out", str(tmp_path / "s")], capsys)
     assert code == 2 and "--calib: method smoothquant needs calibration text" in err
+
+
+def test_weight_only_from_the_cli(gpt2_dir, tmp_path, capsys):
+    out = tmp_path / "w4"
+    code, stdout, err = _run(["quantize", str(gpt2_dir), "--method", "rtn", "--activations", "none", "--bits", "4",
+                              "--group-size", "32", "--out", str(out), "--seq-len", "32"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["method"] == "weight_only" and (summary["bits_w"], summary["bits_a"]) == (4, None)
+    assert summary["linear_bytes"] < summary["linear_bytes_before"] / 5
+    code, stdout, err = _run(["evaluate", str(out), "--data", str(gpt2_dir / "calib.txt"), "--seq-len", "32",
+                              "--max-seqs", "4", "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["quantization"] == "weight_only W4A16 g32"

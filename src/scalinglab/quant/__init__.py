@@ -1,4 +1,4 @@
-"""Post-training quantization: RTN, LLM.int8(), SmoothQuant, OutlierTune, executed in real int8.
+"""Post-training quantization: RTN, LLM.int8(), SmoothQuant, OutlierTune in real int8; weight-only W8/W6/W4A16.
 
     from scalinglab.quant import SmoothQuantConfig, quantize_
     quantize_(model, SmoothQuantConfig(alpha=0.5), calib=calib_batches)     # in place
@@ -12,13 +12,15 @@ primitives (absmax math), linear (QuantLinear, the int8 run-time layer), calibra
 evaluate (perplexity, bytes, speed), analyze (outlier table), pipeline and cli.
 """
 
-__all__ = ["MethodConfig", "RTNConfig", "LLMInt8Config", "SmoothQuantConfig", "OutlierTuneConfig", "QuantLinear",
+__all__ = ["MethodConfig", "RTNConfig", "LLMInt8Config", "SmoothQuantConfig", "OutlierTuneConfig", "WeightOnlyConfig",
+           "QuantLinear",
            "quantize_", "config_for", "config_from_dict", "method_names", "find_linears", "find_norm_pairs"]
 
 _LAZY = {"MethodConfig": "config", "QuantLinear": "linear", "quantize_": "apply", "find_linears": "apply",
          "find_norm_pairs": "apply", "config_for": "registry", "config_from_dict": "registry",
          "method_names": "registry", "RTNConfig": "methods.rtn", "LLMInt8Config": "methods.llm_int8",
-         "SmoothQuantConfig": "methods.smoothquant", "OutlierTuneConfig": "methods.outliertune"}
+         "SmoothQuantConfig": "methods.smoothquant", "OutlierTuneConfig": "methods.outliertune",
+         "WeightOnlyConfig": "methods.weight_only"}
 
 
 def __getattr__(name: str):

@@ -60,9 +60,9 @@ class Candidate:
 
 
 DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
-    Candidate("rtn", 4, "none", None, 32),
+    Candidate("weight_only", 4, "none", None, 32),
     Candidate("squant", 4, "none", None, 32),
-    Candidate("rtn", 4, "none", None, 128),
+    Candidate("weight_only", 4, "none", None, 128),
     Candidate("squant", 4, "none", None, 128),
     Candidate("rtn", 4, "int8", 8),
     Candidate("squant", 4, "int8", 8),
@@ -72,7 +72,7 @@ DEFAULT_CANDIDATES: tuple[Candidate, ...] = (
     Candidate("smoothquant", 8, "int8", 8),
     Candidate("outliertune", 8, "int8", 8),
     Candidate("llm.int8", 8, "int8", 8),
-    Candidate("rtn", 8, "none", None, 0),
+    Candidate("weight_only", 8, "none", None, 0),
 )
 
 

@@ -3,6 +3,7 @@
 Examples:
     scalinglab quantize out/gpt2-shk --method llm.int8 --calib out/gpt2-shk/calib.txt --out out/gpt2-int8 --analyze
     scalinglab quantize out/gpt2-shk --method outliertune --bits 6 --calib calib.txt --out out/gpt2-ot6
+    scalinglab quantize out/gpt2-shk --method rtn --activations none --bits 4 --group-size 128 --out out/gpt2-w4
     scalinglab quantize out/gpt2-shk --method squant --bits 4 --out out/gpt2-sq4          # data-free, no --calib
     scalinglab quantize out/gpt2-shk --method auto --max-loss-increase 1% --data out/gpt2-shk/valid.txt \\
         --calib out/gpt2-shk/calib.txt --out out/gpt2-auto
@@ -18,6 +19,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.errors import InputError
+from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.methods import DEFAULT as DEFAULT_METHOD
 from scalinglab.quant.registry import method_names
 
@@ -52,7 +54,6 @@ def quantize_cmd(
 
     --method auto tries methods × bits from the smallest storage up on --data and keeps the smallest model
     within --max-loss-increase, with decision.json / decision.md (every candidate) beside it."""
-    from scalinglab.quant.config import OUTLIER_THRESHOLD
     from scalinglab.quant.pipeline import quantize_dir
     from scalinglab.quant.registry import config_for
 

@@ -134,6 +134,7 @@ def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from scalinglab.quant.checks import load_checked_weights, read_config
+    from scalinglab.quant.registry import runtime_kinds
 
     model_dir = Path(model_dir)
     qmap, _ = read_quant_map(model_dir)
@@ -151,6 +152,12 @@ def load_quantized(model_dir: Path) -> tuple[nn.Module, dict]:
             raise InputError(f"{model_dir / 'config.json'}: cannot build the model ({str(exc).splitlines()[0]})") from None
     install_empty(model, qmap["modules"], str(model_dir / QUANT_MAP))
     load_checked_weights(model, model_dir / WEIGHTS, optional=_is_recomputed)
+    kinds = runtime_kinds()
+    named = dict(model.named_modules())
+    for name, spec in qmap["modules"].items():
+        validate = kinds[spec["kind"]].validate
+        if validate is not None:
+            validate(name, named[name], str(model_dir / WEIGHTS))
     return model.eval(), qmap
 
 

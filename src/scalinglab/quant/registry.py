@@ -51,7 +51,9 @@ class Method:
 class RuntimeModule:
     """A module class a quantized checkpoint may hold, keyed by ``kind`` in ``quantization.json``.
 
-    spec(module) → dict; check(name, spec, float_module, where) raises InputError; build(spec) → empty module.
+    spec(module) → dict; check(name, spec, float_module, where) raises InputError; build(spec) → empty
+    module; validate(name, module, where), optional: checks of the loaded tensors beyond name, shape,
+    dtype and finiteness (which every load checks), e.g. codes within the bit width.
     """
 
     kind: str
@@ -59,6 +61,7 @@ class RuntimeModule:
     spec: Callable[[Any], dict]
     check: Callable[[str, Any, Any, str], None]
     build: Callable[[dict], Any]
+    validate: Callable[[str, Any, str], None] | None = None
 
 
 _BY_CONFIG: dict[type, Method] = {}
@@ -76,6 +79,10 @@ def register(method: Method) -> Method:
 
 
 def register_runtime(rt: RuntimeModule) -> RuntimeModule:
+    """Register a run-time module kind once, in the module that owns it (a second registration of the same
+    kind would silently replace its checks, so it is an error)."""
+    if rt.kind in _RUNTIME and _RUNTIME[rt.kind] is not rt:
+        raise ValueError(f"run-time kind {rt.kind!r} is registered twice; register it in one module only")
     _RUNTIME[rt.kind] = rt
     return rt
 
@@ -97,6 +104,8 @@ def _register_quant_linear() -> None:
     from scalinglab.quant.checks import check_module_spec
     from scalinglab.quant.linear import QuantLinear
 
+    if "QuantLinear" in _RUNTIME:
+        return
     register_runtime(RuntimeModule(kind="QuantLinear", cls=QuantLinear, spec=lambda m: m.spec(),
                                    check=check_module_spec, build=lambda spec: QuantLinear(**spec)))
 

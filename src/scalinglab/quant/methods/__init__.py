@@ -10,6 +10,7 @@ MODULES = {
     "llm.int8": "llm_int8",
     "smoothquant": "smoothquant",
     "outliertune": "outliertune",
+    "weight_only": "weight_only",
     "squant": "squant",
 }
 DEFAULT = "llm.int8"  # `scalinglab quantize` without --method

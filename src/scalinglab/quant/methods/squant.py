@@ -5,9 +5,9 @@ No calibration: ``scalinglab quantize MODEL --method squant --bits 4 --out DIR``
 
 - ``activations="int8"``: per-output-channel absmax scales (RTN's), ``bits_w``-bit codes in int8
   containers, activations dynamic per token at ``bits_a`` bits — RTN's ``QuantLinear`` with SQuant codes.
-- ``activations="none"``: weight-only (W8A16/W6A16/W4A16) in the group-wise asymmetric layout of
-  ``WeightOnlyLinear`` (4-bit codes packed two per byte); the kernel is the group of ``group_size`` inputs,
-  the channel the whole row.
+- ``activations="none"``: weight-only (W8A16/W6A16/W4A16) with the scales and zero points of the
+  ``weight_only`` method (same groups) in its ``WeightOnlyLinear`` (4-bit codes packed two per byte), only
+  the codes differ; the kernel is the group of ``group_size`` inputs, the channel the whole row.
 
 ``kernel_size`` (int8 activations; 1 = the paper's fully connected case, SQuant-C over the row) groups
 consecutive inputs into kernels for SQuant-K.
@@ -24,7 +24,7 @@ from scalinglab.errors import InputError
 from scalinglab.quant.calibrate import ChannelStats
 from scalinglab.quant.config import MethodConfig, check_bits, check_choice
 from scalinglab.quant.linear import QuantLinear
-from scalinglab.quant.registry import Method, RuntimeModule, register, register_runtime
+from scalinglab.quant.registry import Method, register
 from scalinglab.quant.squant import squant_codes, squant_weight
 
 __all__ = ["SQuantConfig", "squant_linear"]
@@ -97,26 +97,4 @@ def _weight_only(w: torch.Tensor, bias: torch.Tensor | None, cfg: SQuantConfig) 
     return m
 
 
-def _check_weight_only(name: str, spec, module: torch.nn.Module, where: str) -> None:
-    """A weight-only map entry must rebuild a layer of the replaced linear's shape."""
-    from scalinglab.quant.calibrate import linear_weight
-    from scalinglab.quant.weight_only import WeightOnlyLinear
-
-    built = WeightOnlyLinear.from_spec(spec, f"{where}: module {name!r}")
-    if not hasattr(module, "weight") or module.weight is None or module.weight.dim() != 2:
-        raise InputError(f"{where}: module {name!r} is not a linear layer in the model built from config.json")
-    n, k = linear_weight(module).shape
-    if (built.out_features, built.in_features) != (n, k):
-        raise InputError(f"{where}: module {name!r}: weight-only shape {built.out_features} × {built.in_features} "
-                         f"does not match the layer's {n} × {k}")
-
-
-def _register_weight_only_runtime() -> None:
-    from scalinglab.quant.weight_only import WeightOnlyLinear
-
-    register_runtime(RuntimeModule(kind="WeightOnlyLinear", cls=WeightOnlyLinear, spec=lambda m: m.spec(),
-                                   check=_check_weight_only, build=WeightOnlyLinear.from_spec))
-
-
-_register_weight_only_runtime()
 METHOD = register(Method(config=SQuantConfig, linear=squant_linear))
