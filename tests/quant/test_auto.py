@@ -36,6 +36,8 @@ def test_choose_smallest_within_budget_then_faster():
     assert choose(rows, 0.01)["key"] == "c"  # a and c tie on bytes: c is faster
     assert choose(rows, 0.05)["key"] == "b"
     assert choose(rows, 0.0005) is None
+    near = [_row("slow", 0.001, 100, 95.0), _row("fast", 0.003, 100, 100.0)]  # within 10%: same speed
+    assert choose(near, 0.01)["key"] == "slow"
 
 
 def test_candidate_keys_and_storage_order():

@@ -7,7 +7,7 @@ take one byte), then 8-bit weight-only. Each is quantized from the float checkpo
 held-out batches; its loss change is (L_q − L_fp) / L_fp with L the mean next-token NLL (log perplexity).
 Once a storage level holds a candidate within the budget, larger levels are not tried (``try_all``
 tries them anyway). The choice: the smallest measured weight bytes within the budget; ties → the faster
-(tokens/s of the evaluation pass), then the smaller loss change.
+(tokens/s of the evaluation pass; within 10% counts as equally fast), then the smaller loss change.
 
 Every measurement is written to ``decision.json`` in the output directory as soon as it is taken
 (atomically), so a killed search resumes where it stopped when run again with the same model, data and
@@ -95,13 +95,21 @@ def parse_budget(text: str) -> float:
     return frac
 
 
+SPEED_TIE = 0.10  # tokens/s within 10% of the fastest count as equally fast (one timed pass is that noisy)
+
+
 def choose(rows: Sequence[dict], budget: float) -> dict | None:
-    """The measured row within ``budget`` with the fewest weight bytes; ties → faster, then smaller loss
-    change. None when no row is within the budget."""
+    """The measured row within ``budget`` with the fewest weight bytes; among equal bytes the fastest, where
+    rows within ``SPEED_TIE`` of the fastest tie and the smaller loss change wins. None when no row is
+    within the budget."""
     ok = [r for r in rows if r.get("status") == "measured" and r["loss_change"] <= budget]
     if not ok:
         return None
-    return min(ok, key=lambda r: (r["weight_bytes"], -r["tokens_per_s"], r["loss_change"]))
+    fewest = min(r["weight_bytes"] for r in ok)
+    same = [r for r in ok if r["weight_bytes"] == fewest]
+    fastest = max(r["tokens_per_s"] for r in same)
+    fast = [r for r in same if r["tokens_per_s"] >= (1 - SPEED_TIE) * fastest]
+    return min(fast, key=lambda r: r["loss_change"])
 
 
 def format_table(decision: dict) -> str:
