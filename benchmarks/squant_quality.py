@@ -8,7 +8,8 @@ each linear weight (the LM head excepted, as in `quantize`) is replaced by its d
 the model runs in float32: the rows isolate the weight error. Printed per row: perplexity on MODEL_DIR's
 valid.txt, its change against fp32, and the mean over rows of |Σ_i δ_i| (the output-channel error sum in
 units of the scale, which SQuant bounds by 0.5) and of ‖δ‖² (the element error RTN minimises).
-``--layers BITS`` then prints, per linear, the output error ‖X·(Ŵ − W)ᵀ‖/‖X·Wᵀ‖ of RTN and SQuant on the
+``--groups 128`` adds rows for the real packed weight-only layers, RTN (``weight_only``) vs SQuant with the
+same group-wise asymmetric scales and zero points. ``--layers BITS`` then prints, per linear, the output error ‖X·(Ŵ − W)ᵀ‖/‖X·Wᵀ‖ of RTN and SQuant on the
 inputs of one held-out batch, with the mean of the inputs relative to their spread (SQuant's row-sum
 criterion is exact for inputs that are constant along the row and blind to zero-mean ones).
 """
@@ -22,9 +23,11 @@ from pathlib import Path
 
 import torch
 
-from scalinglab.quant import find_linears
+from scalinglab.quant import find_linears, quantize_
 from scalinglab.quant.calibrate import linear_weight
 from scalinglab.quant.evaluate import perplexity
+from scalinglab.quant.methods.squant import SQuantConfig
+from scalinglab.quant.methods.weight_only import WeightOnlyConfig
 from scalinglab.quant.models import (
     context_length,
     load_float_model,
@@ -82,6 +85,9 @@ def main() -> None:
     ap.add_argument("--max-seqs", type=int, default=256)
     ap.add_argument("--bits", type=int, nargs="+", default=[8, 6, 4])
     ap.add_argument("--kernel-sizes", type=int, nargs="+", default=[1])
+    ap.add_argument("--groups", type=int, nargs="*", default=[],
+                    help="also run the real weight-only layers (weight_only vs squant --activations none) with "
+                         "these group sizes (0: one per row)")
     ap.add_argument("--layers", type=int, default=0, help="also print the per-layer output errors at these bits")
     ap.add_argument("--layers-only", action="store_true", help="skip the perplexity rows")
     args = ap.parse_args()
@@ -110,6 +116,14 @@ def main() -> None:
             ppl, _ = perplexity(m, batches)
             print(f"| W{bits}A16 | {label} | {ppl:.3f} | {100 * (ppl / base - 1):+.2f}% | {row_sum:.3f} | "
                   f"{row_sq:.2f} |", flush=True)
+        for g in args.groups:
+            for label, cfg in (("RTN (weight_only)", WeightOnlyConfig(bits_w=bits, group_size=g)),
+                               ("SQuant", SQuantConfig(bits_w=bits, activations="none", group_size=g))):
+                m = copy.deepcopy(model)
+                quantize_(m, cfg)
+                ppl, _ = perplexity(m, batches)
+                print(f"| W{bits}A16 g{g or 'row'} (packed) | {label} | {ppl:.3f} | {100 * (ppl / base - 1):+.2f}% "
+                      f"| | |", flush=True)
 
 
 if __name__ == "__main__":
