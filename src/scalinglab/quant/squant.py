@@ -94,22 +94,27 @@ def squant_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: i
     valid = torch.nn.functional.pad(valid, (0, pad)).view(1, n_k, kernel_size)
     delta = q - x  # (out, kernels, kernel_size), |δ| ≤ 0.5 where nothing clamped
 
-    # SQuant-K: per kernel, flip k = round(|E|) candidates of the needed direction, largest |δ| first
-    e_k = delta.sum(-1, keepdim=True)  # (out, kernels, 1)
-    up = e_k < 0
-    cand = _candidates(q, delta, up, valid, qmin, qmax)
-    rank = _ranks(torch.where(cand, delta.abs(), -1.0))
-    k = torch.minimum(torch.round(e_k.abs()), cand.sum(-1, keepdim=True).to(e_k.dtype))
-    step = torch.where(up, 1.0, -1.0)  # (out, kernels, 1)
-    flip = cand & (rank < k)
-    q = q + flip * step
-    delta = q - x
-
-    # The one flip each kernel offers to SQuant-C: undo its last flip if SQuant-K overshot, else its next
-    # candidate in the same direction. Offer direction and priority (|δ| of the offered element now).
-    overshoot = (k > 0) & (k >= e_k.abs())
-    offer = cand & torch.where(overshoot, rank == k - 1, rank == k)
-    offer_step = torch.where(overshoot, -step, step).expand_as(q)
+    if kernel_size == 1:
+        # kernels of one weight: SQuant-K has nothing to flip (round(|δ|) = 0), each weight offers itself
+        up = delta < 0
+        offer = _candidates(q, delta, up, valid, qmin, qmax)
+        offer_step = torch.where(up, 1.0, -1.0)
+    else:
+        # SQuant-K: per kernel, flip k = round(|E|) candidates of the needed direction, largest |δ| first
+        e_k = delta.sum(-1, keepdim=True)  # (out, kernels, 1)
+        up = e_k < 0
+        cand = _candidates(q, delta, up, valid, qmin, qmax)
+        rank = _ranks(torch.where(cand, delta.abs(), -1.0))
+        k = torch.minimum(torch.round(e_k.abs()), cand.sum(-1, keepdim=True).to(e_k.dtype))
+        step = torch.where(up, 1.0, -1.0)  # (out, kernels, 1)
+        flip = cand & (rank < k)
+        q = q + flip * step
+        delta = q - x
+        # The one flip each kernel offers to SQuant-C: undo its last flip if SQuant-K overshot, else its
+        # next candidate in the same direction; its priority is the offered element's |δ| now.
+        overshoot = (k > 0) & (k >= e_k.abs())
+        offer = cand & torch.where(overshoot, rank == k - 1, rank == k)
+        offer_step = torch.where(overshoot, -step, step).expand_as(q)
 
     # SQuant-C: per row, take the round(|E_c|) offers of the needed direction with the largest |δ|
     e_c = delta.sum(dim=(1, 2)).view(n_out, 1)  # (out, 1)
