@@ -4,6 +4,9 @@ Examples:
     scalinglab quantize out/gpt2-shk --method llm.int8 --calib out/gpt2-shk/calib.txt --out out/gpt2-int8 --analyze
     scalinglab quantize out/gpt2-shk --method outliertune --bits 6 --calib calib.txt --out out/gpt2-ot6
     scalinglab quantize out/gpt2-shk --method rtn --activations none --bits 4 --group-size 128 --out out/gpt2-w4
+    scalinglab quantize out/gpt2-shk --method squant --bits 4 --out out/gpt2-sq4          # data-free, no --calib
+    scalinglab quantize out/gpt2-shk --method auto --max-loss-increase 1% --data out/gpt2-shk/valid.txt \\
+        --calib out/gpt2-shk/calib.txt --out out/gpt2-auto
     scalinglab evaluate out/gpt2-int8 --data out/gpt2-shk/valid.txt --json
     scalinglab bench int8 --quick
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 import typer
 
 from scalinglab.clikit import JSON_HELP
+from scalinglab.errors import InputError
 from scalinglab.quant.config import OUTLIER_THRESHOLD
 from scalinglab.quant.methods import DEFAULT as DEFAULT_METHOD
 from scalinglab.quant.registry import method_names
@@ -25,7 +29,7 @@ __all__ = ["register"]
 
 def quantize_cmd(
     model_dir: Path = typer.Argument(..., help="Hugging Face layout dir: config.json, safetensors, tokenizer."),
-    method: str = typer.Option(DEFAULT_METHOD, "--method", help=" | ".join(method_names())),
+    method: str = typer.Option(DEFAULT_METHOD, "--method", help=" | ".join((*method_names(), "auto"))),
     bits: int = typer.Option(None, "--bits", help="Weight (and activation) bit width: 8, 6 or 4 (default 8)."),
     activations: str = typer.Option(None, "--activations",
                                     help="int8: weights and activations quantized (default); none: weight-only."),
@@ -40,11 +44,33 @@ def quantize_cmd(
     threshold: float = typer.Option(None, "--threshold", help="LLM.int8 outlier magnitude (default 6)."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="rtn: per-tensor weight and activation scales."),
     analyze: bool = typer.Option(False, "--analyze", help="Print the per-layer outlier table."),
+    max_loss: str = typer.Option(None, "--max-loss-increase",
+                                 help="--method auto: loss budget vs the float model, 0.5% or 0.005."),
+    data: Path = typer.Option(None, "--data", help="--method auto: held-out text each candidate is evaluated on."),
+    max_seqs: int = typer.Option(0, "--max-seqs", help="--method auto: cap on evaluated sequences (0: all)."),
+    try_all: bool = typer.Option(False, "--all", help="--method auto: measure every candidate, not only up to "
+                                                      "the first storage size within the budget."),
 ) -> None:
-    """Quantize a checkpoint post-training and save it (safetensors + quantization.json)."""
+    """Quantize a checkpoint post-training and save it (safetensors + quantization.json).
+
+    --method auto tries methods × bits from the smallest storage up on --data and keeps the smallest model
+    within --max-loss-increase, with decision.json / decision.md (every candidate) beside it."""
     from scalinglab.quant.pipeline import quantize_dir
     from scalinglab.quant.registry import config_for
 
+    if method == "auto":
+        from scalinglab.quant.auto import run_auto
+
+        for flag, value in (("--bits", bits), ("--activations", activations), ("--group-size", group_size),
+                            ("--alpha", alpha), ("--threshold", threshold)):
+            if value is not None:
+                raise InputError(f"{flag}: --method auto chooses it; leave it out")
+        raise typer.Exit(run_auto(model_dir, out, data, max_loss, calib, seq_len, max_seqs, n_seqs, try_all))
+    auto_only = (("--max-loss-increase", max_loss), ("--data", data), ("--all", try_all or None),
+                 ("--max-seqs", max_seqs or None))
+    for flag, value in auto_only:
+        if value is not None:
+            raise InputError(f"{flag}: applies to --method auto only")
     config = config_for(method, bits=bits, activations=activations, group_size=group_size, alpha=alpha,
                         threshold=threshold, per_tensor=per_tensor or None)
     summary = quantize_dir(model_dir, out, calib, config, n_seqs=n_seqs, seq_len=seq_len, analyze=analyze,

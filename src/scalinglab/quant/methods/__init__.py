@@ -11,5 +11,6 @@ MODULES = {
     "smoothquant": "smoothquant",
     "outliertune": "outliertune",
     "weight_only": "weight_only",
+    "squant": "squant",
 }
 DEFAULT = "llm.int8"  # `scalinglab quantize` without --method
