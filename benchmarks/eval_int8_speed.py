@@ -56,7 +56,7 @@ if __name__ == "__main__":
             best[name] = min(best[name], now() - t)
     print(f"CPU {caps.cpu_model}, effective ISA {caps.isa}; {torch.get_num_threads()} threads, timed by "
           f"{'process CPU time' if torch.get_num_threads() == 1 else 'wall time'}; "
-          f"int8 path {plan.path} ({8 if plan.path != 'fbgemm' or plan.full_range else 7}-bit activation codes)")
+          f"int8 paths {plan.describe()}")
     for name, (_model, label) in models.items():
         print(f"{name:>9} ({label}): {n / best[name]:9.0f} tokens/s, perplexity {ppl[name]:.3f} "
               f"({n} tokens, fastest of {args.rounds} rounds)")
