@@ -18,9 +18,13 @@ from scalinglab.hw import dispatch as D
         (make_calibration(int8={"dequant": (0.2, 1.0, 10.0)}), ("dequant",) * 3, True),
         (make_calibration(int8={"int_mm": (0.5, 0.6, None), "fbgemm": (0.9, 0.9, 9.0), "dequant": (1.0, 1.0, 10.0)}),
          ("int_mm", "int_mm", "fbgemm"), True),
+        (make_calibration(int8={"int_mm": (0.2, 0.42, 4.0), "fbgemm": (0.2, 0.4, 4.2), "gemv": (0.05, 1.0, None),
+                                "dequant": (0.2, 1.1, 10.5)}), ("gemv", "int_mm", "int_mm"), True),
+        (make_calibration(int8={"int_mm": (0.2, 0.6, 4.0), "fbgemm": (0.2, 0.4, 4.2), "gemv": (0.05, 1.0, None),
+                                "dequant": (0.2, 1.1, 10.5)}), ("gemv", "fbgemm", "int_mm"), True),
     ],
     ids=["vnni-gemv-then-int_mm", "avx2-gemv-then-fbgemm-7bit", "nothing-beats-fp32-small",
-         "no-int8-path", "given-up-is-not-a-candidate"],
+         "no-int8-path", "given-up-is-not-a-candidate", "near-tie-keeps-one-weight-copy", "clear-win-takes-two-copies"],
 )
 def test_int8_path_is_the_fastest_per_batch_bucket(cal, paths, full_range):
     plan = D.choose_int8_path(cal)

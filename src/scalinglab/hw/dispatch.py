@@ -74,18 +74,36 @@ class Int8Plan:
                                                                                           strict=True))
 
 
+# Where the weight codes live for each path: fbgemm keeps its own prepacked copy, the others read w_t.
+STORAGE = {"int_mm": "codes", "gemv": "codes", "dequant": "codes", "fbgemm": "packed"}
+# A plan whose buckets share one weight copy is preferred while each bucket stays within this factor of
+# its fastest path (a layer running fbgemm and a w_t path holds both copies: 2 bytes per weight).
+ONE_COPY_MARGIN = 1.1
+
+
 def choose_int8_path(cal: Calibration) -> Int8Plan:
     """Per batch bucket, the fastest path measured at that bucket's size (int8 paths and ``dequant``,
-    which is the same quantized function through an fp32 GEMM). Paths are only timed where they are
-    exact (hw/calibrate.py), so any choice computes the method's own function."""
-    paths, notes = [], []
-    for i, (name, fp32) in enumerate(zip(BUCKET_NAMES, cal.gemm_fp32_ms, strict=True)):
-        timed = {p: ms[i] for p, ms in cal.int8_ms.items() if ms[i] is not None}
-        best = min(timed, key=timed.get) if timed else "dequant"
-        paths.append(best)
-        notes.append(f"{name} {best} {fp32 / timed[best]:.2f}× fp32" if timed else f"{name} dequant (untimed)")
+    which is the same quantized function through an fp32 GEMM) — unless one weight storage serves every
+    bucket within ONE_COPY_MARGIN of its fastest, then that. Paths are only timed where they are exact
+    (hw/calibrate.py), so any choice computes the method's own function."""
+    timed = [{p: ms[i] for p, ms in cal.int8_ms.items() if ms[i] is not None} for i in range(len(GEMM_MS))]
+    fastest = [min(t, key=t.get) if t else "dequant" for t in timed]
+    paths, cost = fastest, None
+    for storage in ("codes", "packed"):
+        alt = []
+        for t, best in zip(timed, fastest, strict=True):
+            ok = {p: ms for p, ms in t.items() if STORAGE[p] == storage and ms <= ONE_COPY_MARGIN * t[best]}
+            alt.append(min(ok, key=ok.get) if ok else None)
+        if all(alt):
+            slowdown = sum(t[p] / t[b] for t, p, b in zip(timed, alt, fastest, strict=True))
+            if cost is None or slowdown < cost:
+                paths, cost = alt, slowdown
+    notes = [f"{name} {p} {fp32 / t[p]:.2f}× fp32" if p in t else f"{name} dequant (untimed)"
+             for name, p, t, fp32 in zip(BUCKET_NAMES, paths, timed, cal.gemm_fp32_ms, strict=True)]
+    shared = "one weight copy" if len({STORAGE[p] for p in paths}) == 1 else "two weight copies (fbgemm's and w_t)"
     excluded = "" if cal.int_mm_exact else "; int_mm inexact here (int16 saturation), not used"
-    return Int8Plan(tuple(paths), cal.fbgemm_full_range, "fastest per batch bucket: " + ", ".join(notes) + excluded)
+    return Int8Plan(tuple(paths), cal.fbgemm_full_range,
+                    f"fastest per batch bucket, {shared}: " + ", ".join(notes) + excluded)
 
 
 def bf16_min_width(cal: Calibration) -> int | None:

@@ -85,6 +85,8 @@ class QuantLinear(nn.Module):
         self._plan: tuple[tuple[str, ...], bool] | None = None  # (path per batch bucket, full_range), from hw/
         self._packed = None  # fbgemm's prepacked weight (then w_t is emptied)
         self._w_float: torch.Tensor | None = None  # dequant path: cached float weight (N × K)
+        self._views: tuple | None = None  # gemv path: (tensors, their NumPy views)
+        self._fast: tuple | None = None  # gemv path at one token: (w_t, kernel, its weight arguments)
 
     @classmethod
     def from_parts(cls, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None, act: str,
@@ -132,6 +134,7 @@ class QuantLinear(nn.Module):
             raise ValueError(f"unknown int8 path {path!r}: expected one of {PATHS} or one per {BUCKET_NAMES}")
         self._restore_codes()
         self._plan = None if paths is None else (tuple(paths), bool(full_range))
+        self._fast = None
         return self
 
     @property
@@ -182,6 +185,7 @@ class QuantLinear(nn.Module):
             self._plain_codes()
             self._packed = None
         self._w_float = None
+        self._views = self._fast = None
 
     def packed_nbytes(self) -> int:
         """Bytes of the int8 weights held outside the buffers: fbgemm's packed codes and int32 column
@@ -205,6 +209,7 @@ class QuantLinear(nn.Module):
             self.w_t = torch.zeros(self.in_features, self.out_features, dtype=torch.int8)
             self._packed = None
         self._w_float = None
+        self._views = self._fast = None
         super()._load_from_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
@@ -213,8 +218,16 @@ class QuantLinear(nn.Module):
 
     # ----------------------------------------------------------------------------------------- forward
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fast = self._fast  # one float32 token on the gemv path: straight to the compiled kernel
+        if (fast is not None and x.numel() == self.in_features and x.dtype is torch.float32 and not x.is_cuda
+                and x.is_contiguous() and fast[0] is self.w_t):
+            y = torch.from_numpy(fast[1](x.detach().numpy().reshape(1, -1), *fast[2]))
+            return y.view(*x.shape[:-1], self.out_features)
+        with torch.no_grad():
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, dtype = x.shape[:-1], x.dtype
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] == 0:
@@ -242,15 +255,26 @@ class QuantLinear(nn.Module):
         return self.act_shift, self.act_inv_step * r, self.act_scale / r
 
     def _forward_gemv(self, x2: torch.Tensor) -> torch.Tensor:
-        """One fused call: the mode's activation codes, the exact integer product, the epilogue."""
-        w_t = self._plain_codes()
+        """One fused call: the mode's activation codes, the exact integer product, the epilogue. The
+        NumPy views of the weights are kept between calls, and where single tokens take this path
+        ``forward`` calls the kernel directly (at one token each µs of Python overhead shows)."""
+        if self.in_features > G.MAX_K:  # the int32 accumulator could overflow: the same function in fp32
+            return self._forward_codes(x2, "dequant", True)
+        self._plain_codes()
+        tensors = (self.w_t, self.w_scale, self.bias) + ((self.col_slot, self.outlier_w_t) if self.act == "llm.int8" else ())
+        if self._views is None or any(a is not b for a, b in zip(self._views[0], tensors, strict=True)):
+            self._views = (tensors, G.weight_views(*tensors))
+        views = self._views[1]
+        if self.act in ("token", "llm.int8") and self._plan is not None and self._plan[0][0] == "gemv":
+            kernel, args = G.fused_kernel(self.act, views, self.qmax_a, self.threshold)
+            self._fast = (self.w_t, kernel, args)
         if self.act == "token":
-            return G.w8a8_gemv(x2, w_t, self.w_scale, self.bias, self.qmax_a)
+            return G.w8a8_gemv(x2, *views, self.qmax_a)
         if self.act == "llm.int8":
-            return G.llm_int8_gemv(x2, w_t, self.w_scale, self.bias, self.threshold, self.col_slot, self.outlier_w_t)
+            return G.llm_int8_gemv(x2, *views[:3], self.threshold, *views[3:])
         shift, inv, scale = self._static_params(x2, self.qmax_a)
         q = K.quantize_channels(x2, shift, inv, self.qmax_a, out=torch.empty(x2.shape[0], self.in_features))
-        return G.codes_gemv(q, scale, w_t, self.w_scale, self.bias)
+        return G.codes_gemv(q, scale, *views)
 
     def _forward_int_mm(self, x2: torch.Tensor) -> torch.Tensor:
         w_t = self._plain_codes()
