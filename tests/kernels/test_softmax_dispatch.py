@@ -71,3 +71,16 @@ def test_evaluation_cross_entropy_goes_through_the_dispatch(monkeypatch, vocab):
     expect_kernel = softmax_dispatch.use_kernel(8 * 64, vocab)
     assert expect_kernel == (vocab == 1024)
     assert (len(kernel_calls) == 8) if expect_kernel else not kernel_calls
+
+
+def test_the_kernel_leaves_torch_thread_count_alone():
+    """numba's OpenMP layer may reset the shared pool on first use; a one-thread trainer must stay at one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        logits = torch.randn(64, 16384)
+        assert use_kernel(64, 16384)
+        cross_entropy_fastest(logits, torch.zeros(64, dtype=torch.int64))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

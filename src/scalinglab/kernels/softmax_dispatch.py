@@ -45,5 +45,25 @@ def cross_entropy_fastest(
         and use_kernel(logits.shape[0], logits.shape[1])
     )
     if eligible:
-        return cross_entropy(logits, targets, reduction=reduction, ignore_index=ignore_index)
+        return _within_torch_threads(lambda: cross_entropy(logits, targets, reduction=reduction, ignore_index=ignore_index))
     return torch.nn.functional.cross_entropy(logits, targets, reduction=reduction, ignore_index=ignore_index)
+
+
+def _within_torch_threads(fn):
+    """Run a numba-parallel kernel on at most torch's thread count, and leave torch's count as it was.
+
+    numba's OpenMP threading layer shares the process's OpenMP pool with torch and resets it to numba's
+    own count on first use: a trainer set to one thread (ladder workers, benchmarks) ran its later steps
+    on two after one evaluation went through this kernel (4× the CPU time per step, measured)."""
+    import numba
+    import torch
+
+    threads = torch.get_num_threads()
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(min(numba_threads, threads))
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(numba_threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
