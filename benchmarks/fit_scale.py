@@ -107,13 +107,18 @@ def chinchilla_rows(n: int, seed: int) -> pd.DataFrame:
                          "loss": loss})
 
 
-def write_tables(folder: Path, sizes, csv_max: int = CSV_MAX) -> list[dict]:
+def write_tables(folder: Path, sizes, csv_max: int = CSV_MAX, csv_only: bool = False) -> list[dict]:
     from scalinglab.fitting.synthetic import schedule_curves
 
     jobs = []
     small = chinchilla_rows(sizes[0], seed=0)
     for n in sizes:
         t = small if n == sizes[0] else chinchilla_rows(n, seed=1)
+        if csv_only:
+            p = folder / f"chinchilla-{n}.csv"
+            t.to_csv(p, index=False)
+            jobs.append({"kind": "chinchilla", "format": "csv", "law": "chinchilla", "rows": n, "path": str(p)})
+            continue
         p = folder / f"chinchilla-{n}.parquet"
         t.to_parquet(p)
         jobs.append({"kind": "chinchilla", "format": "parquet", "law": "chinchilla", "rows": n, "path": str(p)})
@@ -278,6 +283,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=str, default="", help="comma-separated row counts (overrides --quick)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--csv-max", type=int, default=CSV_MAX, help="largest table also written and read as CSV")
+    ap.add_argument("--csv-only", action="store_true", help="only the CSV read path (chinchilla CSV tables)")
     ap.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -288,7 +294,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="fit-scale-") as tmp:
         t0 = time.perf_counter()
-        jobs = write_tables(Path(tmp), sizes, args.csv_max)
+        jobs = write_tables(Path(tmp), sizes, args.csv_max, args.csv_only)
         print(f"tables written in {time.perf_counter() - t0:.0f} s", flush=True)
         for job in jobs:
             r = run_child(job)
