@@ -2,6 +2,7 @@
 
     flock /tmp/scalinglab-cpu.lock python benchmarks/eval_int8_speed.py FLOAT_DIR QUANT_DIR --data valid.txt
     flock /tmp/scalinglab-cpu.lock python benchmarks/eval_int8_speed.py FLOAT_DIR QUANT_DIR --data valid.txt --emulate-avx2
+    ... --decode 127     # also decode one token at a time (KV cache, batch 1: the M = 1 path)
 
 Both models score the same sequences with ``scalinglab.quant.evaluate.perplexity`` (what `scalinglab
 evaluate` runs), in alternating rounds; the fastest round of each is kept. The quantized model runs on
@@ -23,6 +24,8 @@ if __name__ == "__main__":
     ap.add_argument("--seqs", type=int, default=64, help="sequences scored per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--decode", type=int, default=0,
+                    help="also time N single-token steps with the KV cache (batch 1: every linear sees M = 1)")
     ap.add_argument("--emulate-avx2", action="store_true", help="run as on an AVX2-only CPU")
     args = ap.parse_args()
     if args.emulate_avx2:
@@ -56,8 +59,23 @@ if __name__ == "__main__":
             best[name] = min(best[name], now() - t)
     print(f"CPU {caps.cpu_model}, effective ISA {caps.isa}; {torch.get_num_threads()} threads, timed by "
           f"{'process CPU time' if torch.get_num_threads() == 1 else 'wall time'}; "
-          f"int8 path {plan.path} ({8 if plan.path != 'fbgemm' or plan.full_range else 7}-bit activation codes)")
+          f"int8 paths {plan.describe()}")
     for name, (_model, label) in models.items():
         print(f"{name:>9} ({label}): {n / best[name]:9.0f} tokens/s, perplexity {ppl[name]:.3f} "
               f"({n} tokens, fastest of {args.rounds} rounds)")
     print(f"quantized / float tokens/s: {best['float'] / best['quantized']:.2f}×")
+    if args.decode:
+        ids = batches[0][:1, : args.decode + 1]  # one sequence: every decode step is a 1-token forward
+        dec = dict.fromkeys(models, float("inf"))
+        with torch.no_grad():
+            for _ in range(args.rounds):
+                for name, (model, _label) in models.items():
+                    past, t = None, now()
+                    for i in range(ids.shape[1]):
+                        past = model(ids[:, i : i + 1], past_key_values=past, use_cache=True).past_key_values
+                    dec[name] = min(dec[name], now() - t)
+        steps = ids.shape[1]
+        for name, (_model, label) in models.items():
+            print(f"{name:>9} ({label}): {steps / dec[name]:9.0f} tokens/s decoding one token at a time "
+                  f"({steps} steps with the KV cache, batch 1, fastest of {args.rounds} rounds)")
+        print(f"decode: quantized / float tokens/s: {dec['float'] / dec['quantized']:.2f}×")

@@ -4,7 +4,7 @@
     flock /tmp/scalinglab-cpu.lock python benchmarks/int8_linear.py --quick --emulate-avx2
 
 Same as `scalinglab bench int8`. ``--all-paths`` adds W8A8 pinned to each int8 path (torch._int_mm,
-fbgemm, dequantized float), to show what the dispatch chose between. ``--emulate-avx2`` reruns the same
+fbgemm, the fused few-row gemv kernel, dequantized float), to show what the dispatch chose between. ``--emulate-avx2`` reruns the same
 command with torch, oneDNN, fbgemm and numba capped at AVX2 (scalinglab.hw.emulate). Peers join the
 run when importable: `pip install --no-deps torchao bitsandbytes` (never let pip touch torch).
 """
@@ -16,7 +16,7 @@ import sys
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="d ∈ {768, 1024}, M ∈ {16, 256} (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="d ∈ {768, 1024}, M ∈ {1, 16, 256} (about a minute)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--all-paths", action="store_true", help="also time W8A8 pinned to every int8 path")
     ap.add_argument("--no-peers", action="store_true", help="skip torchao / bitsandbytes even if importable")

@@ -15,10 +15,15 @@ def test_doctor_json_and_text(monkeypatch):
         r = runner.invoke(app, ["doctor", "--json"])
         assert r.exit_code == 0, r.output
         rep = json.loads(r.output)
-        assert rep["choices"]["int8_path"] == "fbgemm" and rep["choices"]["int8_activation_bits"] == 7
-        assert rep["choices"]["auto_bf16_min_width"] is None and rep["choices"]["float_default"] == "fp32"
-        assert rep["gflops"]["fp32"][1] == 2 * 256 * 1024**2 / 24.0 / 1e6
+        ch = rep["choices"]
+        assert ch["int8_paths"] == {"M=1": "gemv", "M≤16": "fbgemm", "M>16": "fbgemm"}
+        assert ch["int8_activation_bits"] == {"M=1": 8, "M≤16": 7, "M>16": 7}
+        assert ch["auto_bf16_min_width"] is None and ch["float_default"] == "fp32"
+        assert ch["cross_entropy_kernel_min_elements"] == {"64": None, "256": 1 << 18, "1024": 1 << 16, "16384": 1 << 14}
+        assert rep["gflops"]["fp32"][2] == 2 * 256 * 1024**2 / 24.0 / 1e6
         assert rep["cache_path"].endswith(".json") and rep["capabilities"]["threads"] >= 1
         text = runner.invoke(app, ["doctor"]).output
-    assert "int8 linears   fbgemm (7-bit activation codes)" in text
+    assert "int8 linears   M=1 gemv (8-bit), M≤16 fbgemm (7-bit), M>16 fbgemm (7-bit)" in text
+    assert "int_mm inexact here" in text
     assert "precision auto fp32 at every width" in text and "skipped" in text
+    assert "cross-entropy  our kernel where V≥64: never, V≥256: N·V ≥ 262,144" in text

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.hw.fakes import make_calibration
 
+from scalinglab.hw import dispatch as D
 from scalinglab.kernels import cross_entropy_fastest
-from scalinglab.kernels.softmax_dispatch import LARGE_VOCAB, MIN_VOCAB, use_kernel
+from scalinglab.kernels.softmax_dispatch import use_kernel
+
+
+@pytest.fixture(autouse=True)
+def _calibration():
+    """Thresholds as on an AVX-512 machine: V < 256 torch; from 2^18 elements at V = 256, from 2^16 at
+    V = 1024, from 2^14 at V = 16384."""
+    with D.injected(make_calibration()):
+        yield
 
 
 @pytest.mark.parametrize(
-    ("n", "v"), [(8, 50), (64, MIN_VOCAB), (32, LARGE_VOCAB)], ids=["tiny-torch-path", "mid-torch-path", "kernel-path"]
+    ("n", "v"), [(8, 50), (64, 256), (32, 16384)], ids=["tiny-torch-path", "mid-torch-path", "kernel-path"]
 )
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_matches_torch_either_path(n, v, reduction):
@@ -26,8 +36,8 @@ def test_matches_torch_either_path(n, v, reduction):
 
 
 def test_rule_and_fallbacks():
-    assert not use_kernel(8, 50) and not use_kernel(512, 512) and not use_kernel(16384, 64)
-    assert use_kernel(512, 32_000) and use_kernel(2048, 256) and use_kernel(512, 1024) and use_kernel(1, 50_257)
+    assert not use_kernel(8, 50) and not use_kernel(512, 256) and not use_kernel(16384, 64)
+    assert use_kernel(512, 32_000) and use_kernel(1024, 256) and use_kernel(64, 1024) and use_kernel(1, 50_257)
     logits = torch.randn(64, 2048, requires_grad=True)
     loss = cross_entropy_fastest(logits, torch.zeros(64, dtype=torch.int64))
     loss.backward()  # autograd needs torch's path: the kernel is forward-only
@@ -36,8 +46,8 @@ def test_rule_and_fallbacks():
 
 @pytest.mark.parametrize("vocab", [64, 1024], ids=["torch-path", "kernel-path"])
 def test_evaluation_cross_entropy_goes_through_the_dispatch(monkeypatch, vocab):
-    """Ladder validation loss and quantization perplexity use cross_entropy_fastest: the kernel where it
-    measured faster (large N·V), torch elsewhere, with torch's numbers either way."""
+    """Ladder validation loss and quantization perplexity use cross_entropy_fastest: the kernel where the
+    calibration measured it faster (large N·V), torch elsewhere, with torch's numbers either way."""
     import math
 
     from scalinglab.kernels import softmax_dispatch
@@ -61,3 +71,16 @@ def test_evaluation_cross_entropy_goes_through_the_dispatch(monkeypatch, vocab):
     expect_kernel = softmax_dispatch.use_kernel(8 * 64, vocab)
     assert expect_kernel == (vocab == 1024)
     assert (len(kernel_calls) == 8) if expect_kernel else not kernel_calls
+
+
+def test_the_kernel_leaves_torch_thread_count_alone():
+    """numba's OpenMP layer may reset the shared pool on first use; a one-thread trainer must stay at one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        logits = torch.randn(64, 16384)
+        assert use_kernel(64, 16384)
+        cross_entropy_fastest(logits, torch.zeros(64, dtype=torch.int64))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

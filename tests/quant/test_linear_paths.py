@@ -1,4 +1,5 @@
-"""Every int8 path of QuantLinear (torch._int_mm, fbgemm at 8 and 7 bits, dequantize-to-float) within the
+"""Every int8 path of QuantLinear (torch._int_mm, fbgemm at 8 and 7 bits, the fused few-row gemv kernel,
+dequantize-to-float) within the
 same bit-width bound as the plain reference — each path is forced, whatever this machine would choose.
 
 The 7-bit fbgemm path (CPUs without VNNI, where 8-bit codes would saturate fbgemm's int16 pairs) has an
@@ -19,8 +20,8 @@ from scalinglab.kernels.int8_backends import REDUCED_QMAX, fbgemm_available
 from scalinglab.quant.methods.rtn import RTNConfig, rtn_linear
 from scalinglab.quant.primitives import qmax_for_bits
 
-PATHS = [("int_mm", True), ("fbgemm", True), ("fbgemm", False), ("dequant", True)]
-PATH_IDS = ["int_mm", "fbgemm-8bit", "fbgemm-7bit", "dequant"]
+PATHS = [("int_mm", True), ("fbgemm", True), ("fbgemm", False), ("gemv", True), ("dequant", True)]
+PATH_IDS = ["int_mm", "fbgemm-8bit", "fbgemm-7bit", "gemv", "dequant"]
 
 
 @pytest.fixture(params=PATHS, ids=PATH_IDS)
@@ -33,10 +34,20 @@ def path(request, monkeypatch):
         yield name, full
 
 
-@pytest.mark.parametrize(("method", "bits"), CASES, ids=CASE_IDS)
-def test_every_path_within_the_bit_width_bound(path, method, bits):
+ONE_TOKEN = [("rtn-token", 8), ("rtn-tensor", 6), ("rtn-static", 8), ("outliertune", 4), ("llm.int8", 8)]
+
+
+def _cases():
+    for case, case_id in zip(CASES, CASE_IDS, strict=True):
+        yield pytest.param(*case, 17, id=f"{case_id}-M17")
+        if case in ONE_TOKEN:
+            yield pytest.param(*case, 1, id=f"{case_id}-M1")
+
+
+@pytest.mark.parametrize(("method", "bits", "m"), list(_cases()))
+def test_every_path_within_the_bit_width_bound(path, method, bits, m):
     name, full = path
-    x, w, b = _data((17, 96, 128))
+    x, w, b = _data((m, 96, 128))
     ref = x @ w.T + b
     y, bound = _run(method, bits, x, w, b)
     qmax = qmax_for_bits(bits)
@@ -50,7 +61,7 @@ def test_every_path_within_the_bit_width_bound(path, method, bits):
 def test_exact_paths_agree_with_int_mm(method, monkeypatch):
     """fbgemm at full range and dequant compute the same integer product as torch._int_mm: equal up to
     float rounding (so perplexities measured on any of them are the method's own)."""
-    names = ("int_mm", "dequant", "fbgemm") if fbgemm_available() else ("int_mm", "dequant")
+    names = ("int_mm", "gemv", "dequant", "fbgemm") if fbgemm_available() else ("int_mm", "gemv", "dequant")
     x, w, b = _data((33, 128, 64))
     ys = {}
     for name in names:
@@ -76,6 +87,37 @@ def test_packed_codes_are_the_only_copy_and_survive_state_dict_and_moves():
     torch.testing.assert_close(fresh(x), y)
     lin.to(torch.device("cpu"))  # a move restores the plain buffer
     assert torch.equal(lin.w_t, codes) and lin.packed_nbytes() == 0
+
+
+def test_one_token_and_batches_take_their_buckets_paths_and_agree(monkeypatch):
+    """A plan mixing paths per batch size (gemv for one token, fbgemm for batches, as on AVX2): each
+    input takes its bucket's path, a token gives the same answer alone as inside a batch, and the layer
+    keeps both weight copies only once both paths ran; checkpoints hold the codes either way."""
+    if not fbgemm_available():
+        pytest.skip("this torch build has no fbgemm engine")
+    monkeypatch.delenv("SCALINGLAB_INT8_PATH", raising=False)
+    x, w, b = _data((24, 64, 32))
+    calls = []
+    from scalinglab.quant import linear as L
+
+    for name in ("_forward_gemv", "_forward_codes", "_forward_int_mm"):
+        real = getattr(L.QuantLinear, name)
+        monkeypatch.setattr(L.QuantLinear, name, lambda self, *a, _n=name, _r=real: calls.append(_n) or _r(self, *a))
+    lin = rtn_linear(w, b, None, QuantConfig()).set_path(("gemv", "fbgemm", "fbgemm"), True)
+    codes = lin.w_t.clone()
+    batch = lin(x)
+    assert calls == ["_forward_codes"] and lin.w_t.numel() == codes.numel()  # a gemv plan keeps w_t when packing
+    one = lin(x[3:4])
+    assert calls[-1] == "_forward_gemv"
+    torch.testing.assert_close(one, batch[3:4], rtol=1e-5, atol=1e-5 * float(batch.abs().max()))
+    assert torch.equal(lin.state_dict()["w_t"], codes) and torch.equal(lin.codes(), codes)
+    only_fbgemm = rtn_linear(w, b, None, QuantConfig()).set_path("fbgemm", True)
+    only_fbgemm(x)
+    assert only_fbgemm.w_t.numel() == 0  # one copy, the packed one
+    only_fbgemm.set_path(("gemv", "fbgemm", "fbgemm"), True)
+    torch.testing.assert_close(only_fbgemm(x[3:4]), one)  # w_t rebuilt from the packed copy
+    with pytest.raises(ValueError, match="unknown int8 path"):
+        lin.set_path(("gemv", "fbgemm"))
 
 
 def test_dequant_cache_respects_the_budget(monkeypatch):

@@ -36,11 +36,12 @@ def doctor_report(recalibrate: bool = False) -> dict:
         "calibration": cal.to_dict(),
         "gflops": gflops,
         "choices": {
-            "int8_path": plan.path,
-            "int8_activation_bits": 8 if plan.path != "fbgemm" or plan.full_range else 7,
+            "int8_paths": dict(zip(D.BUCKET_NAMES, plan.paths, strict=True)),
+            "int8_activation_bits": {name: plan.activation_bits(p) for name, p in zip(D.BUCKET_NAMES, plan.paths, strict=True)},
             "int8_reason": plan.reason,
             "auto_bf16_min_width": width,
             "float_default": float_default,
+            "cross_entropy_kernel_min_elements": dict(zip(map(str, C.CE_VOCABS), D.ce_min_elements(cal), strict=True)),
         },
     }
 
@@ -57,7 +58,7 @@ def format_report(r: dict) -> str:
         f"{', '.join(caps['quantized_engines'])}",
         f"CUDA           {', '.join(caps['cuda_devices']) if caps['cuda'] else 'none'}",
         f"environment    {env or '(no caps set)'}",
-        f"calibration    {r['cache_path']}  ({cal['seconds']:.2f} s to measure, load {cal['load']:.1f} per core"
+        f"calibration    {r['cache_path']}  ({cal['cpu_seconds']:.2f} s CPU / {cal['seconds']:.2f} s wall to measure, load {cal['load']:.1f} per core"
         + ("; other processes competed, run --recalibrate when the machine is quiet)" if cal["load"] > 1 else ")"),
         "",
         f"d = {cal['gemm_d']} linear, one thread, CPU ms per call (GFLOP/s):",
@@ -74,12 +75,20 @@ def format_report(r: dict) -> str:
     lines += ["", "training probe (fwd+bwd, 256 tokens, one thread), CPU ms: width fp32 bf16 bf16-speedup"]
     for w, f, b in zip(cal["train_widths"], cal["train_fp32_ms"], cal["train_bf16_ms"], strict=True):
         lines.append(f"{w:>6} {f:9.3f} " + ("  skipped" if b is None else f"{b:9.3f} {f / b:6.2f}×"))
+    lines += ["", "cross-entropy probe (float32 logits, one thread), CPU ms: N V kernel torch torch/kernel"]
+    for (n, v), k, t in zip(cal["ce_shapes"], cal["ce_kernel_ms"], cal["ce_torch_ms"], strict=True):
+        lines.append(f"{n:>6} {v:>6} {k:9.3f} {t:9.3f} {t / k:6.2f}×")
+    ce = ", ".join(f"V≥{v}: " + (f"N·V ≥ {e:,}" if e is not None else "never") for v, e in
+                   ch["cross_entropy_kernel_min_elements"].items())
     width = ch["auto_bf16_min_width"]
+    paths = ", ".join(f"{b} {p} ({ch['int8_activation_bits'][b]}-bit)" for b, p in ch["int8_paths"].items())
     lines += [
         "",
-        f"int8 linears   {ch['int8_path']} ({ch['int8_activation_bits']}-bit activation codes): {ch['int8_reason']}",
+        f"int8 linears   {paths}",
+        f"               {ch['int8_reason']}",
         "precision auto " + (f"bf16 from d_model ≥ {width}, fp32 below" if width else "fp32 at every width"),
         f"float default  {ch['float_default']} (faster of the two at M = {cal['gemm_ms'][-1]})",
+        f"cross-entropy  our kernel where {ce} (torch below V = {cal['ce_shapes'][0][1]})",
     ]
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Decisions from measurements: which int8 path a quantized linear takes, when ``auto`` trains in bf16.
+"""Decisions from measurements: which int8 path a quantized linear takes at each batch size, when
+``auto`` trains in bf16, from which size the cross-entropy kernel beats torch's.
 
 The rules are pure functions of a :class:`Calibration`, so tests hand them made-up numbers. The
 accessors (:func:`calibration`, :func:`int8_plan`, :func:`use_bf16`) load this machine's cached
@@ -15,10 +16,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from scalinglab.errors import InputError
-from scalinglab.hw.calibrate import GEMM_MS, INT8_PATHS, TRAIN_WIDTHS, Calibration
+from scalinglab.hw.calibrate import (
+    CE_ELEMENTS,
+    CE_VOCABS,
+    GEMM_MS,
+    INT8_PATHS,
+    TRAIN_WIDTHS,
+    Calibration,
+    ce_shapes,
+)
 
 __all__ = ["Int8Plan", "choose_int8_path", "bf16_min_width", "calibration", "int8_plan", "use_bf16",
-           "injected", "BF16_MARGIN", "reset", "provisional"]
+           "injected", "BF16_MARGIN", "reset", "provisional", "bucket", "BUCKET_NAMES", "ce_min_elements",
+           "use_ce_kernel"]
 
 # bf16 must beat fp32 by this factor in the calibration's fwd+bwd probe before `auto` trains in it: the
 # probe has no attention, norms or optimizer step, which cost the same in both precisions.
@@ -26,31 +36,74 @@ BF16_MARGIN = 0.9
 _PATH_ENV = "SCALINGLAB_INT8_PATH"
 
 
+BUCKET_NAMES = tuple(f"M={m}" if i == 0 else (f"M≤{m}" if i < len(GEMM_MS) - 1 else f"M>{GEMM_MS[i - 1]}")
+                     for i, m in enumerate(GEMM_MS))
+
+
+def bucket(m: int) -> int:
+    """The batch bucket of an M-row input: the first calibrated size ≥ M (the last bucket takes the rest)."""
+    for i, size in enumerate(GEMM_MS[:-1]):
+        if m <= size:
+            return i
+    return len(GEMM_MS) - 1
+
+
 @dataclass(frozen=True)
 class Int8Plan:
-    """How quantized linears run on this device: ``path`` and whether fbgemm may use 8-bit activation
-    codes (else 7-bit, its int16-saturation guard)."""
+    """How quantized linears run on this device: one path per batch bucket (``paths[bucket(M)]``), and
+    whether fbgemm may use 8-bit activation codes (else 7-bit, its int16-saturation guard)."""
 
-    path: str
+    paths: tuple[str, ...]
     full_range: bool
     reason: str
 
+    def path_for(self, m: int) -> str:
+        return self.paths[bucket(m)]
 
-def _worst_ratio(fp32_ms, path_ms) -> float:
-    """min over calibrated M of fp32 time / path time (≥ 1: never slower than fp32); 0 if given up."""
-    return min((f / p if p else 0.0) for f, p in zip(fp32_ms, path_ms, strict=True))
+    @property
+    def path(self) -> str:
+        """The path of the largest batches (what a perplexity evaluation runs on)."""
+        return self.paths[-1]
+
+    def activation_bits(self, path: str) -> int:
+        return 7 if path == "fbgemm" and not self.full_range else 8
+
+    def describe(self) -> str:
+        """One line: ``M=1 gemv (8-bit), M≤16 int_mm (8-bit), M>16 int_mm (8-bit)``."""
+        return ", ".join(f"{name} {p} ({self.activation_bits(p)}-bit)" for name, p in zip(BUCKET_NAMES, self.paths,
+                                                                                          strict=True))
+
+
+# Where the weight codes live for each path: fbgemm keeps its own prepacked copy, the others read w_t.
+STORAGE = {"int_mm": "codes", "gemv": "codes", "dequant": "codes", "fbgemm": "packed"}
+# A plan whose buckets share one weight copy is preferred while each bucket stays within this factor of
+# its fastest path (a layer running fbgemm and a w_t path holds both copies: 2 bytes per weight).
+ONE_COPY_MARGIN = 1.1
 
 
 def choose_int8_path(cal: Calibration) -> Int8Plan:
-    """The int8 path with the best worst-case speed against fp32 over the calibrated batch sizes, if that
-    is ≥ 1; otherwise ``dequant`` (float weights, fp32 speed) — a quantized model is never slower."""
-    ratios = {p: _worst_ratio(cal.gemm_fp32_ms, ms) for p, ms in cal.int8_ms.items() if p != "dequant"}
-    desc = ", ".join(f"{p} {r:.2f}×" for p, r in ratios.items())
-    if ratios:
-        best = max(ratios, key=ratios.get)
-        if ratios[best] >= 1.0:
-            return Int8Plan(best, cal.fbgemm_full_range, f"worst case vs fp32 over M={list(GEMM_MS)}: {desc}")
-    return Int8Plan("dequant", cal.fbgemm_full_range, f"no int8 path as fast as fp32 ({desc or 'none available'})")
+    """Per batch bucket, the fastest path measured at that bucket's size (int8 paths and ``dequant``,
+    which is the same quantized function through an fp32 GEMM) — unless one weight storage serves every
+    bucket within ONE_COPY_MARGIN of its fastest, then that. Paths are only timed where they are exact
+    (hw/calibrate.py), so any choice computes the method's own function."""
+    timed = [{p: ms[i] for p, ms in cal.int8_ms.items() if ms[i] is not None} for i in range(len(GEMM_MS))]
+    fastest = [min(t, key=t.get) if t else "dequant" for t in timed]
+    paths, cost = fastest, None
+    for storage in ("codes", "packed"):
+        alt = []
+        for t, best in zip(timed, fastest, strict=True):
+            ok = {p: ms for p, ms in t.items() if STORAGE[p] == storage and ms <= ONE_COPY_MARGIN * t[best]}
+            alt.append(min(ok, key=ok.get) if ok else None)
+        if all(alt):
+            slowdown = sum(t[p] / t[b] for t, p, b in zip(timed, alt, fastest, strict=True))
+            if cost is None or slowdown < cost:
+                paths, cost = alt, slowdown
+    notes = [f"{name} {p} {fp32 / t[p]:.2f}× fp32" if p in t else f"{name} dequant (untimed)"
+             for name, p, t, fp32 in zip(BUCKET_NAMES, paths, timed, cal.gemm_fp32_ms, strict=True)]
+    shared = "one weight copy" if len({STORAGE[p] for p in paths}) == 1 else "two weight copies (fbgemm's and w_t)"
+    excluded = "" if cal.int_mm_exact else "; int_mm inexact here (int16 saturation), not used"
+    return Int8Plan(tuple(paths), cal.fbgemm_full_range,
+                    f"fastest per batch bucket, {shared}: " + ", ".join(notes) + excluded)
 
 
 def bf16_min_width(cal: Calibration) -> int | None:
@@ -146,9 +199,9 @@ def int8_plan(device: str = "cpu") -> Int8Plan:
         if forced not in INT8_PATHS:
             raise InputError(f"{_PATH_ENV}={forced!r}: expected one of {', '.join(INT8_PATHS)}")
         full = calibration().fbgemm_full_range if forced == "fbgemm" else True
-        return Int8Plan(forced, full, f"forced by {_PATH_ENV}")
+        return Int8Plan((forced,) * len(GEMM_MS), full, f"forced by {_PATH_ENV}")
     if device != "cpu":
-        return Int8Plan("int_mm", True, f"{device}: not calibrated, torch._int_mm")
+        return Int8Plan(("int_mm",) * len(GEMM_MS), True, f"{device}: not calibrated, torch._int_mm")
     return choose_int8_path(calibration())
 
 
@@ -158,3 +211,33 @@ def use_bf16(d_model: int, device: str = "cpu") -> bool:
         return False
     threshold = bf16_min_width(calibration())
     return threshold is not None and d_model >= threshold
+
+
+def ce_min_elements(cal: Calibration) -> tuple[int | None, ...]:
+    """Per vocabulary size of CE_VOCABS, the smallest calibrated N·V from which our cross-entropy kernel
+    was faster than torch's at it and at every larger calibrated size (None: torch at every size)."""
+    times = dict(zip(ce_shapes(), zip(cal.ce_kernel_ms, cal.ce_torch_ms, strict=True), strict=True))
+    out = []
+    for v in CE_VOCABS:
+        best = None
+        for e in reversed(CE_ELEMENTS):
+            kernel, torch_ms = times[(max(1, e // v), v)]
+            if kernel > torch_ms:
+                break
+            best = e
+        out.append(best)
+    return tuple(out)
+
+
+def use_ce_kernel(n_rows: int, vocab: int, cal: Calibration | None = None) -> bool:
+    """Whether (N, V) float32 logits go to our kernel: V is judged by the largest calibrated vocabulary
+    not above it (below the smallest: torch), against that vocabulary's N·V threshold."""
+    if vocab < CE_VOCABS[0]:
+        return False
+    i = max(j for j, v in enumerate(CE_VOCABS) if v <= vocab)
+    cal = calibration() if cal is None else cal
+    memo = _STATE.get("ce")
+    if memo is None or memo[0] is not cal:
+        memo = _STATE["ce"] = (cal, ce_min_elements(cal))
+    threshold = memo[1][i]
+    return threshold is not None and n_rows * vocab >= threshold

@@ -23,7 +23,7 @@ import numba
 import torch
 
 __all__ = ["fbgemm_available", "pack_weight", "unpack_weight", "act_qmax", "anchor_", "fbgemm_product",
-           "rescale_rows_", "full_range_exact", "REDUCED_QMAX"]
+           "rescale_rows_", "full_range_exact", "int_mm_exact", "REDUCED_QMAX"]
 
 REDUCED_QMAX = 63  # 7-bit activation codes: 2·(64+63)·127 < 2^15, no int16 saturation in vpmaddubsw
 
@@ -102,6 +102,28 @@ def full_range_exact(k: int = 256) -> bool:
     got = fbgemm_product(codes, packed, 127)
     want = codes[:-1].double() @ w_t.double()
     return bool(torch.equal(got.double(), want))
+
+
+def int_mm_exact(k: int = 256) -> bool:
+    """Whether ``torch._int_mm`` computes the exact int32 product here. oneDNN's int8 GEMM without VNNI
+    (``ONEDNN_MAX_CPU_ISA=AVX2``, an AVX2-only CPU) multiplies pairs in int16 with saturation like fbgemm's
+    AVX2 kernels; it returned sums off by up to 16,000 on random codes. Probe: alternating ±127 codes
+    against ±127 weights (the saturating case) and random codes, compared with a float64 product."""
+    if not hasattr(torch, "_int_mm"):
+        return False
+    g = torch.Generator().manual_seed(0)
+    x = torch.full((16, k), 127, dtype=torch.int8)
+    x[:, 1::2] = -127
+    x[8:] = torch.randint(-127, 128, (8, k), generator=g, dtype=torch.int8)
+    w_t = torch.randint(-127, 128, (k, 32), generator=g, dtype=torch.int8)
+    w_t[:, 0], w_t[:, 1] = 127, -127
+    w_t[1::2, 2] = -127
+    w_t[0::2, 2] = 127
+    try:
+        got = torch._int_mm(x, w_t)
+    except RuntimeError:
+        return False
+    return bool(torch.equal(got.double(), x.double() @ w_t.double()))
 
 
 def _warm() -> None:  # compile the epilogue for float32 (used by hw/calibrate.py before timing)

@@ -4,8 +4,10 @@
 about three reads and one write of the logits. Ours reads them once (two-pass pass 1 gives
 logsumexp; the target logit is one gather), so it wins wherever the logits stream from memory, i.e.
 any realistic vocabulary. For tiny problems torch's single fused call has less fixed overhead than
-our array conversion and thread wake-up. The thresholds are from ``scalinglab bench softmax``
-(cross-entropy table) on the 2-core AVX-512 development machine; see the README's kernels section.
+our array conversion and thread wake-up. Where the crossover lies depends on the machine, so it is
+measured: hw/calibrate.py times both on a grid of (N, V) the first time a decision is needed (cached
+per machine with the GEMM calibration), and ``hw.dispatch.use_ce_kernel`` reads the thresholds off it
+(``scalinglab doctor`` prints them).
 """
 
 from __future__ import annotations
@@ -16,19 +18,12 @@ from scalinglab.kernels.softmax_api import TORCH_IGNORE_INDEX, cross_entropy
 
 __all__ = ["cross_entropy_fastest", "use_kernel"]
 
-# Measured (`scalinglab bench softmax` cross-entropy table, and the same timing over smaller shapes) after
-# the faster pass 1: ours 7–24× faster at V = 32000 and 50257 for every N (1.7× already at
-# 8×50257); at 256 ≤ V < 16384 faster once N·V ≥ 2^19 (1024×256: 1.27×, 1024×512: 1.38×, 512×1024: 1.59×,
-# 512×2048: 2.0×, 8192×256: 1.48×) and mixed just below (512×512: 0.81×, 256×1024: 1.28×, 512×256: 0.99×);
-# at V = 64 torch is faster at every N (16384×64: 0.64×): per-row overhead dominates such short rows.
-LARGE_VOCAB = 16_384  # at or above: always the kernel
-MIN_VOCAB = 256  # below: always torch
-MIN_ELEMENTS = 1 << 19  # between the two: the kernel once N·V ≥ 512 Ki elements (2 MiB of float32)
-
 
 def use_kernel(n_rows: int, vocab: int) -> bool:
-    """True where our kernel measured faster than torch for (N, V) float32 logits."""
-    return vocab >= LARGE_VOCAB or (vocab >= MIN_VOCAB and n_rows * vocab >= MIN_ELEMENTS)
+    """True where our kernel measured faster than torch on this machine for (N, V) float32 logits."""
+    from scalinglab.hw.dispatch import use_ce_kernel
+
+    return use_ce_kernel(n_rows, vocab)
 
 
 def cross_entropy_fastest(
@@ -50,5 +45,25 @@ def cross_entropy_fastest(
         and use_kernel(logits.shape[0], logits.shape[1])
     )
     if eligible:
-        return cross_entropy(logits, targets, reduction=reduction, ignore_index=ignore_index)
+        return _within_torch_threads(lambda: cross_entropy(logits, targets, reduction=reduction, ignore_index=ignore_index))
     return torch.nn.functional.cross_entropy(logits, targets, reduction=reduction, ignore_index=ignore_index)
+
+
+def _within_torch_threads(fn):
+    """Run a numba-parallel kernel on at most torch's thread count, and leave torch's count as it was.
+
+    numba's OpenMP threading layer shares the process's OpenMP pool with torch and resets it to numba's
+    own count on first use: a trainer set to one thread (ladder workers, benchmarks) ran its later steps
+    on two after one evaluation went through this kernel (4× the CPU time per step, measured)."""
+    import numba
+    import torch
+
+    threads = torch.get_num_threads()
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(min(numba_threads, threads))
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(numba_threads)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)

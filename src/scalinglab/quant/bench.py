@@ -120,11 +120,10 @@ def _header(all_paths: bool) -> tuple[str, list[str]]:
 
     caps, plan = detect(), int8_plan()
     rep = doctor_report()
-    bits = 8 if plan.path != "fbgemm" or plan.full_range else 7
     paths = [p for p in rep["calibration"]["int8_ms"]] if all_paths else []
     line = (f"CPU {caps.cpu_model}, effective ISA {caps.isa} (torch kernels {caps.torch_capability}"
             + (", " + " ".join(f"{k}={v}" for k, v in caps.env.items()) if caps.env else "") + "); "
-            f"int8 path chosen by hw/: {plan.path} ({bits}-bit activation codes); "
+            f"int8 paths chosen by hw/: {plan.describe()}; "
             f"float default: {rep['choices']['float_default']}")
     return line, paths
 
@@ -136,10 +135,12 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS, all_
     available path too), prints ratios against fp32 and against the machine's float default."""
     import multiprocessing
 
+    from scalinglab.hw.dispatch import bucket
+
     if threads:
         torch.set_num_threads(threads)
     if quick:
-        dims, ms = (768, 1024), (16, 256)
+        dims, ms = (768, 1024), (1, 16, 256)
     peer_names, peer_times = [], {}
     if peers:
         with multiprocessing.get_context("spawn").Pool(1) as pool:  # peers first, in their own process
@@ -150,7 +151,7 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS, all_
           + (" (timed in a child process of this run)" if peer_names else ""))
     print(hw_line)
     head = (f"{'d':>5} {'M':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'W8A8 ms':>9} {'int8() ms':>9} "
-            f"{'W8A8/fp32':>9} {'W8A8/bf16':>9} {'int8()/fp32':>11} {'int8()/bf16':>11} {'|O|':>4}")
+            f"{'W8A8/fp32':>9} {'W8A8/bf16':>9} {'int8()/fp32':>11} {'int8()/bf16':>11} {'|O|':>4} {'path':>7}")
     print(head + "".join(f" {'W8A8 ' + p + ' ms':>16}" for p in paths) + "".join(f" {p + ' ms':>16}" for p in peer_names))
     rows = []
     for d in dims:
@@ -182,14 +183,14 @@ def run_int8_bench(quick: bool = False, threads: int = 0, dims=DIMS, ms=MS, all_
             n_seen = int((x.abs() >= OUTLIER_THRESHOLD).any(0).sum())
             fdef = min(t["fp32"], t["bf16"])
             row = {"d": d, "M": m, **{f"{k}_ms": 1e3 * v for k, v in t.items()}, "outlier_cols": n_seen,
-                   "path": w8a8.path, "w8a8_vs_fp32": t["fp32"] / t["W8A8"], "w8a8_vs_bf16": t["bf16"] / t["W8A8"],
+                   "path": w8a8.paths[bucket(m)], "w8a8_vs_fp32": t["fp32"] / t["W8A8"], "w8a8_vs_bf16": t["bf16"] / t["W8A8"],
                    "int8_vs_fp32": t["fp32"] / t["LLM.int8"], "int8_vs_bf16": t["bf16"] / t["LLM.int8"],
                    "w8a8_vs_float": fdef / t["W8A8"], "int8_vs_float": fdef / t["LLM.int8"],
                    "mem_ratio_w8a8": mem["W8A8"], "mem_ratio_llm_int8": mem["LLM.int8"]}
             rows.append(row)
             line = (f"{d:>5} {m:>5} {1e3 * t['fp32']:>9.3f} {1e3 * t['bf16']:>9.3f} {1e3 * t['W8A8']:>9.3f} "
                     f"{1e3 * t['LLM.int8']:>9.3f} {row['w8a8_vs_fp32']:>8.2f}× {row['w8a8_vs_bf16']:>8.2f}× "
-                    f"{row['int8_vs_fp32']:>10.2f}× {row['int8_vs_bf16']:>10.2f}× {n_seen:>4}")
+                    f"{row['int8_vs_fp32']:>10.2f}× {row['int8_vs_bf16']:>10.2f}× {n_seen:>4} {row['path']:>7}")
             print(line + "".join(f" {1e3 * t['W8A8 ' + p]:>16.3f}" for p in paths)
                   + "".join(f" {1e3 * t[p]:>16.3f}" for p in peer_names), flush=True)
         print(f"{'':>5} weight memory (measured): fp32 {fp_bytes / 2**20:.2f} MiB; W8A8 {mem['W8A8']:.2f}× smaller, "

@@ -13,11 +13,15 @@ scale per output channel and the bias remain. How the activations are quantized 
 
 Narrower bit widths (6, 4) use the same int8 containers with a smaller ``qmax``.
 
-Which kernels run the product is the machine's choice, asked once from hw/ (``int8_plan``):
+Which kernels run the product is the machine's choice, asked once from hw/ (``int8_plan``), per batch
+bucket (one token, a few rows, many rows — decode and prefill differ):
 
 - ``int_mm``:  numba row quantizer → ``torch._int_mm`` → numba dequant epilogue (VNNI / AMX CPUs);
 - ``fbgemm``:  the same codes through fbgemm's prepacked int8 GEMM (kernels/int8_backends.py), fast on
   AVX2 as well; where fbgemm's AVX2 kernels would saturate, activations use 7-bit codes (qmax 63);
+- ``gemv``:    one fused numba call per input — quantize, exact integer product reading the int8
+  weights, epilogue (kernels/int8_gemv.py): for one token, where the weights' memory traffic is the
+  cost and the other paths' fixed costs are not recovered;
 - ``dequant``: no int8 GEMM: the same activation codes (as floats) through an fp32 GEMM against the
   dequantized weights W_q·s_w — the same quantized function, since products of integers are exact in
   float32. For CPUs where no int8 kernel beats fp32. The float weight copy is a run-time cache kept
@@ -27,7 +31,9 @@ Which kernels run the product is the machine's choice, asked once from hw/ (``in
 
 On the fbgemm path the prepacked matrix becomes the only copy of the int8 codes (``w_t`` is emptied, and
 rebuilt exactly from the packed matrix for checkpoints and device moves), so weight memory stays at
-one byte per weight.
+one byte per weight — unless the same layer also runs a path that reads ``w_t`` (a plan with fbgemm for
+batches and gemv for single tokens, as on AVX2): then ``w_t`` is rebuilt on that path's first call and
+both copies are kept (2 bytes per weight).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from torch import nn
 from torch.nn.functional import linear as f_linear
 
 from scalinglab.kernels import int8_backends as B
+from scalinglab.kernels import int8_gemv as G
 from scalinglab.kernels import int8_matmul as K
 from scalinglab.kernels import int8_torch as KT
 from scalinglab.kernels import llm_int8_kernels as L
@@ -49,6 +56,7 @@ from scalinglab.quant.primitives import qmax_for_bits
 __all__ = ["ACT_MODES", "QuantLinear"]
 
 ACT_MODES = ("token", "tensor", "static", "llm.int8")
+PATHS = ("int_mm", "fbgemm", "gemv", "dequant")
 
 
 class QuantLinear(nn.Module):
@@ -74,9 +82,11 @@ class QuantLinear(nn.Module):
         if act == "llm.int8":
             self.register_buffer("col_slot", torch.full((in_features,), -1, dtype=torch.int32))
             self.register_buffer("outlier_w_t", torch.zeros(n_outlier_cols, out_features))  # (C, N)
-        self._plan: tuple[str, bool] | None = None  # (path, full_range), asked from hw/ on first call
+        self._plan: tuple[tuple[str, ...], bool] | None = None  # (path per batch bucket, full_range), from hw/
         self._packed = None  # fbgemm's prepacked weight (then w_t is emptied)
         self._w_float: torch.Tensor | None = None  # dequant path: cached float weight (N × K)
+        self._views: tuple | None = None  # gemv path: (tensors, their NumPy views)
+        self._fast: tuple | None = None  # gemv path at one token: (w_t, kernel, its weight arguments)
 
     @classmethod
     def from_parts(cls, w_q: torch.Tensor, w_scale: torch.Tensor, bias: torch.Tensor | None, act: str,
@@ -115,48 +125,71 @@ class QuantLinear(nn.Module):
 
     # ----------------------------------------------------------------- which kernels run the product
 
-    def set_path(self, path: str | None, full_range: bool = True) -> QuantLinear:
-        """Pin the int8 path (``int_mm``, ``fbgemm``, ``dequant``), or ``None`` to ask hw/ again."""
-        if path is not None and path not in ("int_mm", "fbgemm", "dequant"):
-            raise ValueError(f"unknown int8 path {path!r}")
+    def set_path(self, path: str | tuple[str, ...] | None, full_range: bool = True) -> QuantLinear:
+        """Pin the int8 path (one of PATHS, or one per batch bucket of hw/), or ``None`` to ask hw/ again."""
+        from scalinglab.hw.dispatch import BUCKET_NAMES
+
+        paths = (path,) * len(BUCKET_NAMES) if isinstance(path, str) else path
+        if paths is not None and (len(paths) != len(BUCKET_NAMES) or not set(paths) <= set(PATHS)):
+            raise ValueError(f"unknown int8 path {path!r}: expected one of {PATHS} or one per {BUCKET_NAMES}")
         self._restore_codes()
-        self._plan = None if path is None else (path, bool(full_range))
+        self._plan = None if paths is None else (tuple(paths), bool(full_range))
+        self._fast = None
         return self
 
     @property
     def path(self) -> str | None:
+        """The path of the largest batches (``paths`` has one per batch bucket)."""
+        return None if self._plan is None else self._plan[0][-1]
+
+    @property
+    def paths(self) -> tuple[str, ...] | None:
         return None if self._plan is None else self._plan[0]
 
-    def _resolve(self, device: torch.device) -> tuple[str, bool]:
+    def _resolve(self, device: torch.device, m: int) -> tuple[str, bool]:
+        from scalinglab.hw.dispatch import bucket
+
         if self._plan is None:
             from scalinglab.hw import int8_plan
 
             plan = int8_plan(device.type)
-            self._plan = (plan.path, plan.full_range)
-        path, full = self._plan
+            self._plan = (plan.paths, plan.full_range)
+        paths, full = self._plan
+        path = paths[bucket(m)]
         if path == "fbgemm" and (device.type != "cpu" or self.in_features < 2):
             return "int_mm", True  # fbgemm is CPU-only, and its anchor row needs two columns
         return path, full
 
+    def _has_plain_codes(self) -> bool:
+        return self.w_t.shape[0] == self.in_features
+
     def codes(self) -> torch.Tensor:
         """The int8 weight codes (K × N), wherever they are kept."""
-        return self.w_t if self._packed is None else B.unpack_weight(self._packed)
+        return self.w_t if self._packed is None or self._has_plain_codes() else B.unpack_weight(self._packed)
+
+    def _plain_codes(self) -> torch.Tensor:
+        """``w_t`` for the paths that read it, rebuilt from fbgemm's packed copy if that was the only one."""
+        if not self._has_plain_codes():
+            self.w_t = B.unpack_weight(self._packed)
+        return self.w_t
 
     def _packed_weight(self):
         if self._packed is None:
             self._packed = B.pack_weight(self.w_t, self.w_scale)
-            self.w_t = torch.empty(0, self.out_features, dtype=torch.int8)  # the packed copy is the only one
+            if not {"int_mm", "gemv"} & set(self._plan[0] if self._plan else ()):
+                self.w_t = torch.empty(0, self.out_features, dtype=torch.int8)  # the packed copy is the only one
         return self._packed
 
     def _restore_codes(self) -> None:
         if self._packed is not None:
-            self.w_t = B.unpack_weight(self._packed)
+            self._plain_codes()
             self._packed = None
         self._w_float = None
+        self._views = self._fast = None
 
     def packed_nbytes(self) -> int:
         """Bytes of the int8 weights held outside the buffers: fbgemm's packed codes and int32 column
-        offsets (its block padding not counted); 0 while ``w_t`` holds them."""
+        offsets (its block padding not counted); 0 while ``w_t`` holds them alone."""
         return 0 if self._packed is None else self.in_features * self.out_features + 4 * self.out_features
 
     def cache_nbytes(self) -> int:
@@ -165,7 +198,7 @@ class QuantLinear(nn.Module):
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        if self._packed is not None:
+        if self._packed is not None and not self._has_plain_codes():
             destination[prefix + "w_t"] = self.codes()
         key = prefix + "w_t"  # on CUDA w_t may be K-contiguous (kernels/int8_torch.py); files hold it row-major
         if key in destination and not destination[key].is_contiguous():
@@ -176,6 +209,7 @@ class QuantLinear(nn.Module):
             self.w_t = torch.zeros(self.in_features, self.out_features, dtype=torch.int8)
             self._packed = None
         self._w_float = None
+        self._views = self._fast = None
         super()._load_from_state_dict(*args, **kwargs)
 
     def _apply(self, fn, *args, **kwargs):
@@ -184,8 +218,16 @@ class QuantLinear(nn.Module):
 
     # ----------------------------------------------------------------------------------------- forward
 
-    @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fast = self._fast  # one float32 token on the gemv path: straight to the compiled kernel
+        if (fast is not None and x.numel() == self.in_features and x.dtype is torch.float32 and not x.is_cuda
+                and x.is_contiguous() and fast[0] is self.w_t):
+            y = torch.from_numpy(fast[1](x.detach().numpy().reshape(1, -1), *fast[2]))
+            return y.view(*x.shape[:-1], self.out_features)
+        with torch.no_grad():
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         lead, dtype = x.shape[:-1], x.dtype
         x2 = x.reshape(-1, self.in_features)
         if x2.shape[0] == 0:
@@ -193,8 +235,13 @@ class QuantLinear(nn.Module):
         if x2.device.type != "cpu":  # CUDA: the same math in torch ops (the numba kernels are host-only)
             y = KT.quant_linear(self, x2)
         else:
-            path, full = self._resolve(x2.device)
-            y = self._forward_int_mm(x2) if path == "int_mm" else self._forward_codes(x2, path, full)
+            path, full = self._resolve(x2.device, x2.shape[0])
+            if path == "int_mm":
+                y = self._forward_int_mm(x2)
+            elif path == "gemv":
+                y = self._forward_gemv(x2)
+            else:
+                y = self._forward_codes(x2, path, full)
         return y.to(dtype).reshape(*lead, self.out_features)
 
     def _static_params(self, x2: torch.Tensor, qa: int):
@@ -207,8 +254,30 @@ class QuantLinear(nn.Module):
         r = qa / self.qmax_a  # < 1 only when fbgemm needs 7-bit codes: a coarser step, same saturation point
         return self.act_shift, self.act_inv_step * r, self.act_scale / r
 
+    def _forward_gemv(self, x2: torch.Tensor) -> torch.Tensor:
+        """One fused call: the mode's activation codes, the exact integer product, the epilogue. The
+        NumPy views of the weights are kept between calls, and where single tokens take this path
+        ``forward`` calls the kernel directly (at one token each µs of Python overhead shows)."""
+        if self.in_features > G.MAX_K:  # the int32 accumulator could overflow: the same function in fp32
+            return self._forward_codes(x2, "dequant", True)
+        self._plain_codes()
+        tensors = (self.w_t, self.w_scale, self.bias) + ((self.col_slot, self.outlier_w_t) if self.act == "llm.int8" else ())
+        if self._views is None or any(a is not b for a, b in zip(self._views[0], tensors, strict=True)):
+            self._views = (tensors, G.weight_views(*tensors))
+        views = self._views[1]
+        if self.act in ("token", "llm.int8") and self._plan is not None and self._plan[0][0] == "gemv":
+            kernel, args = G.fused_kernel(self.act, views, self.qmax_a, self.threshold)
+            self._fast = (self.w_t, kernel, args)
+        if self.act == "token":
+            return G.w8a8_gemv(x2, *views, self.qmax_a)
+        if self.act == "llm.int8":
+            return G.llm_int8_gemv(x2, *views[:3], self.threshold, *views[3:])
+        shift, inv, scale = self._static_params(x2, self.qmax_a)
+        q = K.quantize_channels(x2, shift, inv, self.qmax_a, out=torch.empty(x2.shape[0], self.in_features))
+        return G.codes_gemv(q, scale, *views)
+
     def _forward_int_mm(self, x2: torch.Tensor) -> torch.Tensor:
-        w_t = self.codes()
+        w_t = self._plain_codes()
         if self.act == "token":
             return K.w8a8_matmul(x2, w_t, self.w_scale, self.bias, self.qmax_a)
         if self.act == "llm.int8":

@@ -50,7 +50,7 @@ def _raw_chunks(path: Path, columns: Mapping[str, str], chunk_rows: int) -> Iter
         # Every cell as the text the file holds (no NA guessing), so errors quote what the user wrote; the
         # header as written (a repeated name stays repeated, for canonicalize to refuse).
         sep = "\t" if suffix == ".tsv" else ","
-        text = {"sep": sep, "header": None, "dtype": str, "keep_default_na": False, "skipinitialspace": True}
+        text = {"sep": sep, "header": None, "dtype": object, "keep_default_na": False, "skipinitialspace": True}
         first = pd.read_csv(path, nrows=1, **text)
         if first.empty:
             return
