@@ -103,7 +103,7 @@ def test_one_token_and_batches_take_their_buckets_paths_and_agree(monkeypatch):
     for name in ("_forward_gemv", "_forward_codes", "_forward_int_mm"):
         real = getattr(L.QuantLinear, name)
         monkeypatch.setattr(L.QuantLinear, name, lambda self, *a, _n=name, _r=real: calls.append(_n) or _r(self, *a))
-    lin = rtn_linear(w, b, None, QuantConfig()).set_path(("gemv", "fbgemm", "fbgemm"), True)
+    lin = rtn_linear(w, b, None, RTNConfig()).set_path(("gemv", "fbgemm", "fbgemm"), True)
     codes = lin.w_t.clone()
     batch = lin(x)
     assert calls == ["_forward_codes"] and lin.w_t.numel() == codes.numel()  # a gemv plan keeps w_t when packing
@@ -111,7 +111,7 @@ def test_one_token_and_batches_take_their_buckets_paths_and_agree(monkeypatch):
     assert calls[-1] == "_forward_gemv"
     torch.testing.assert_close(one, batch[3:4], rtol=1e-5, atol=1e-5 * float(batch.abs().max()))
     assert torch.equal(lin.state_dict()["w_t"], codes) and torch.equal(lin.codes(), codes)
-    only_fbgemm = rtn_linear(w, b, None, QuantConfig()).set_path("fbgemm", True)
+    only_fbgemm = rtn_linear(w, b, None, RTNConfig()).set_path("fbgemm", True)
     only_fbgemm(x)
     assert only_fbgemm.w_t.numel() == 0  # one copy, the packed one
     only_fbgemm.set_path(("gemv", "fbgemm", "fbgemm"), True)
