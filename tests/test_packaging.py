@@ -193,7 +193,7 @@ def test_metadata_asks_for_a_torch_range_and_constraints_pin_the_build():
 # Commands that write files or narrate a pipeline rather than print results (each prints the paths it wrote),
 # and ones whose results are already JSON or text that another tool owns.
 NO_JSON = {"version", "demo", "report", "ladder run", "ladder demo", "data gemstones", "data multipowerlaw",
-           "data quant-example", "quantize", "bench softmax"}
+           "data quant-example", "data ptq-ladder", "quantize", "bench softmax"}
 
 
 def test_every_command_that_prints_results_takes_json():
