@@ -169,6 +169,7 @@ def test_default_path_by_rows_and_tile_dtype(monkeypatch):
     from scalinglab.kernels import wo_gemm
 
     picked = []
+    monkeypatch.setattr(wo_gemm, "PROBE_M", (1, 0))  # no measured band: the rule alone
     monkeypatch.setattr(wo_gemm, "_gemv", lambda *a: picked.append("decode"))
     monkeypatch.setattr(wo_gemm, "_gemm_small", lambda *a: picked.append("decode"))
     monkeypatch.setattr(wo_gemm, "_dequant_rows_f32", lambda *a: picked.append("tiled"))
@@ -182,3 +183,39 @@ def test_default_path_by_rows_and_tile_dtype(monkeypatch):
             picked.clear()
             wo_matmul(torch.zeros(m, 32, dtype=torch.bfloat16), packed, s, z, None, 4, 32)
             assert picked[0] == ("decode" if m <= small else "tiled"), (native, m)
+
+
+def test_probe_keeps_the_faster_path_and_its_output():
+    import time
+
+    from scalinglab.kernels import wo_gemm
+
+    calls = []
+
+    def run(p):
+        calls.append(p)
+        time.sleep(0.004 if p == "tiled" else 0.0)
+        return p
+
+    assert wo_gemm._probe(run) == ("decode", "decode")
+    assert calls.count("decode") == calls.count("tiled") == wo_gemm.PROBE_REPS
+
+
+def test_measured_path_is_chosen_once_per_shape_and_matches_reference(monkeypatch, gen):
+    from scalinglab.kernels import wo_gemm
+
+    monkeypatch.setattr(wo_gemm, "_chosen", {})
+    probes = []
+    real = wo_gemm._probe
+    monkeypatch.setattr(wo_gemm, "_probe", lambda run: probes.append(1) or real(run))
+    w = torch.randn(40, 200, generator=gen)
+    bias = torch.randn(40, generator=gen)
+    packed, s, z, g, _ = _quantized(w, 8, 64)
+    w_hat = F.dequantize_groupwise(packed, s, z, 8, g, 200)
+    for m in (5, 5, 6):
+        x = torch.randn(m, 200, generator=gen)
+        y = wo_matmul(x, packed, s, z, bias, 8, g)
+        ref = wo_matmul_reference(x, packed, s, z, bias, 8, g)
+        assert ((y - ref).abs() <= _tolerance(x, w_hat, 1e-5)).all()
+    assert len(probes) == 2 and len(wo_gemm._chosen) == 2  # M = 5 measured once, M = 6 once
+    assert set(wo_gemm._chosen.values()) <= {"decode", "tiled"}

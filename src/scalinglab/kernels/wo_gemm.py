@@ -16,6 +16,9 @@
   did not win back (measured: 4 MiB tiles 1.3–1.6× faster than 512 KiB ones at M = 16), so tiles are
   few and large.
 
+Between M = 2 and 16 neither path wins everywhere: :func:`wo_matmul` times both on the first call for
+each shape and M and keeps the faster for the process.
+
 Inputs are fp32 or bf16 (fp16 is computed in fp32); the output has the input's dtype. The decode path
 accumulates in fp32 whatever the input; the tiled path accumulates as torch's GEMM does for the dtype.
 ``wo_matmul_reference`` (dequantize, then ``F.linear``) is what the tests hold both paths to.
@@ -24,6 +27,8 @@ accumulates in fp32 whatever the input; the tiled path accumulates as torch's GE
 from __future__ import annotations
 
 import functools
+import math
+import time
 
 import numba
 import numpy as np
@@ -31,10 +36,12 @@ import torch
 
 from scalinglab.kernels.wo_format import dequantize_groupwise
 
-__all__ = ["SMALL_M", "SMALL_M_BF16", "TILE_BYTES", "wo_matmul", "wo_matmul_reference"]
+__all__ = ["SMALL_M", "SMALL_M_BF16", "TILE_BYTES", "PROBE_M", "wo_matmul", "wo_matmul_reference"]
 
 SMALL_M = 8  # up to here the decode kernels; above, fp32 tiles + GEMM (measured: decode ahead at M = 8, tiles at 16)
 SMALL_M_BF16 = 3  # the same where tiles are bf16 (native bf16 GEMM): tiles measured ahead from M = 4
+PROBE_M = (2, 16)  # in this band of M the path is measured per shape (below); outside it, the rule above
+PROBE_REPS = 3  # calls per path, interleaved; the best counts (the first may load compiled code)
 TILE_BYTES = 1 << 22  # float tile per GEMM call: measured 1.3–1.6× faster than 512 KiB tiles at M = 16
 ROWS_PER_TASK = 16  # output rows per parallel task of the decode kernel
 
@@ -215,13 +222,32 @@ def _check_shapes(x, codes, scales, zeros, bias, bits, g) -> None:
         raise ValueError("weight-only buffers must be codes uint8, scales float16, zeros uint8")
 
 
+_chosen: dict[tuple, str] = {}  # measured path per (format, shape, M, tile dtype, threads), this process
+
+
+def _probe(run) -> tuple[str, torch.Tensor]:
+    """Time ``run(path)`` for both paths, PROBE_REPS calls each, interleaved so load drifts hit both;
+    return the path with the shorter best call and that call's output."""
+    best, out = {"decode": math.inf, "tiled": math.inf}, {}
+    for _ in range(PROBE_REPS):
+        for p in best:
+            t0 = time.perf_counter()
+            out[p] = run(p)
+            best[p] = min(best[p], time.perf_counter() - t0)
+    p = min(best, key=best.get)
+    return p, out[p]
+
+
 def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor,
               bias: torch.Tensor | None, bits: int, g: int, path: str | None = None) -> torch.Tensor:
     """``x · Ŵᵀ + b`` for x (M × K) fp32/bf16/fp16; returns (M × N) in x's dtype.
 
     ``codes``/``scales``/``zeros``: the stored format (kernels/wo_format.py), ``g`` the effective group
-    length; ``path``: ``"decode"`` or ``"tiled"`` to pin one (default: decode for M ≤ SMALL_M, or ≤
-    SMALL_M_BF16 where the tiles would be bf16)."""
+    length; ``path``: ``"decode"`` or ``"tiled"`` to pin one. Default: M = 1 decodes and M > 16 tiles;
+    in between, the first call for each (format, shape, M, tile dtype, thread counts) times both paths
+    (:func:`_probe`) and the faster serves the rest of the process — their crossover moved from M = 4 to
+    M > 16 with the layer's shape and the CPU in our measurements. Before that first call, or for M
+    outside the band: decode for M ≤ SMALL_M, or ≤ SMALL_M_BF16 where the tiles would be bf16."""
     _check_shapes(x, codes, scales, zeros, bias, bits, g)
     m, k = x.shape
     n, n_groups = scales.shape
@@ -229,7 +255,15 @@ def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros:
     dtype = x.dtype
     bf16 = dtype == torch.bfloat16 and _fast_bf16_gemm()
     if path is None:
-        path = "decode" if m <= (SMALL_M_BF16 if bf16 else SMALL_M) else "tiled"
+        if PROBE_M[0] <= m <= PROBE_M[1]:
+            key = (bits, g, n, kp, m, bf16, torch.get_num_threads(), numba.get_num_threads())
+            path = _chosen.get(key)
+            if path is None:
+                path, y = _probe(lambda p: wo_matmul(x, codes, scales, zeros, bias, bits, g, path=p))
+                _chosen[key] = path
+                return y
+        else:
+            path = "decode" if m <= (SMALL_M_BF16 if bf16 else SMALL_M) else "tiled"
     if path not in ("decode", "tiled"):
         raise ValueError(f"path must be 'decode' or 'tiled', got {path!r}")
     if m == 0:
