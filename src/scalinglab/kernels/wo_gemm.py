@@ -41,7 +41,7 @@ __all__ = ["SMALL_M", "SMALL_M_BF16", "TILE_BYTES", "PROBE_M", "wo_matmul", "wo_
 SMALL_M = 8  # up to here the decode kernels; above, fp32 tiles + GEMM (measured: decode ahead at M = 8, tiles at 16)
 SMALL_M_BF16 = 3  # the same where tiles are bf16 (native bf16 GEMM): tiles measured ahead from M = 4
 PROBE_M = (2, 16)  # in this band of M the path is measured per shape (below); outside it, the rule above
-PROBE_REPS = 3  # calls per path, interleaved; the best counts (the first may load compiled code)
+PROBE_REPS = 5  # calls per path, interleaved; the best counts (the first may load compiled code)
 TILE_BYTES = 1 << 22  # float tile per GEMM call: measured 1.3–1.6× faster than 512 KiB tiles at M = 16
 ROWS_PER_TASK = 16  # output rows per parallel task of the decode kernel
 
