@@ -67,7 +67,7 @@ def main(quick: bool, threads: int) -> None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     torch.manual_seed(0)
     shapes = [(768, 768), (4096, 1024)] if quick else [(768, 768), (2048, 2048), (4096, 4096), (4096, 1024)]
-    ms = [1, 16] if quick else [1, 4, 16, 256]
+    ms = [1, 16] if quick else [1, 4, 8, 16, 256]
     rounds, budget = (3, 0.03) if quick else (5, 0.05)
     print(f"# weight-only linears on {_cpu()}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"numba {numba.__version__} ({numba.get_num_threads()} threads)")

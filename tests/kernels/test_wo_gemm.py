@@ -144,3 +144,78 @@ def test_bf16_tiles_fall_back_to_fp32_without_native_bf16(monkeypatch, gen):
     ref = wo_matmul_reference(xb, packed, s, z, None, 4, g)
     assert y.dtype == torch.bfloat16
     assert ((y.float() - ref).abs() <= ref.abs() * 2**-8 + 1e-5).all()
+
+
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16"])
+def test_tiles_across_several_gemm_calls_match_reference(monkeypatch, bf16, gen):
+    """Tiles of 16 rows over 40 outputs (16 + 16 + 8): every tile's block lands in its own columns."""
+    from scalinglab.kernels import wo_gemm
+
+    monkeypatch.setattr(wo_gemm, "TILE_BYTES", 16 * 200 * 2)
+    w = torch.randn(40, 200, generator=gen)
+    bias = torch.randn(40, generator=gen)
+    packed, s, z, g, _ = _quantized(w, 4, 64)
+    w_hat = F.dequantize_groupwise(packed, s, z, 4, g, 200)
+    x = torch.randn(5, 200, generator=gen)
+    x = x.bfloat16() if bf16 else x
+    y = wo_matmul(x, packed, s, z, bias, 4, g, path="tiled")
+    ref = wo_matmul_reference(x, packed, s, z, bias, 4, g)
+    rel = 2**-7 if bf16 else 1e-5
+    assert ((y.float() - ref).abs() <= _tolerance(x, w_hat, rel) + ref.abs() * (2**-8 if bf16 else 0)).all()
+
+
+def test_default_path_by_rows_and_tile_dtype(monkeypatch):
+    """Decode up to SMALL_M rows (fp32 tiles) or SMALL_M_BF16 rows (bf16 tiles), tiles above."""
+    from scalinglab.kernels import wo_gemm
+
+    picked = []
+    monkeypatch.setattr(wo_gemm, "PROBE_M", (1, 0))  # no measured band: the rule alone
+    monkeypatch.setattr(wo_gemm, "_gemv", lambda *a: picked.append("decode"))
+    monkeypatch.setattr(wo_gemm, "_gemm_small", lambda *a: picked.append("decode"))
+    monkeypatch.setattr(wo_gemm, "_dequant_rows_f32", lambda *a: picked.append("tiled"))
+    monkeypatch.setattr(wo_gemm, "_dequant_rows_bf16", lambda *a: picked.append("tiled"))
+    packed, s, z = torch.zeros(8, 16, dtype=torch.uint8), torch.ones(8, 1, dtype=torch.float16), \
+        torch.zeros(8, 1, dtype=torch.uint8)
+    for native in (False, True):
+        monkeypatch.setattr(wo_gemm, "_fast_bf16_gemm", lambda native=native: native)
+        small = wo_gemm.SMALL_M_BF16 if native else wo_gemm.SMALL_M
+        for m in (1, small, small + 1):
+            picked.clear()
+            wo_matmul(torch.zeros(m, 32, dtype=torch.bfloat16), packed, s, z, None, 4, 32)
+            assert picked[0] == ("decode" if m <= small else "tiled"), (native, m)
+
+
+def test_probe_keeps_the_faster_path_and_its_output():
+    import time
+
+    from scalinglab.kernels import wo_gemm
+
+    calls = []
+
+    def run(p):
+        calls.append(p)
+        time.sleep(0.004 if p == "tiled" else 0.0)
+        return p
+
+    assert wo_gemm._probe(run) == ("decode", "decode")
+    assert calls.count("decode") == calls.count("tiled") == wo_gemm.PROBE_REPS
+
+
+def test_measured_path_is_chosen_once_per_shape_and_matches_reference(monkeypatch, gen):
+    from scalinglab.kernels import wo_gemm
+
+    monkeypatch.setattr(wo_gemm, "_chosen", {})
+    probes = []
+    real = wo_gemm._probe
+    monkeypatch.setattr(wo_gemm, "_probe", lambda run: probes.append(1) or real(run))
+    w = torch.randn(40, 200, generator=gen)
+    bias = torch.randn(40, generator=gen)
+    packed, s, z, g, _ = _quantized(w, 8, 64)
+    w_hat = F.dequantize_groupwise(packed, s, z, 8, g, 200)
+    for m in (5, 5, 6):
+        x = torch.randn(m, 200, generator=gen)
+        y = wo_matmul(x, packed, s, z, bias, 8, g)
+        ref = wo_matmul_reference(x, packed, s, z, bias, 8, g)
+        assert ((y - ref).abs() <= _tolerance(x, w_hat, 1e-5)).all()
+    assert len(probes) == 2 and len(wo_gemm._chosen) == 2  # M = 5 measured once, M = 6 once
+    assert set(wo_gemm._chosen.values()) <= {"decode", "tiled"}

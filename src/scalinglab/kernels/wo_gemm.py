@@ -2,15 +2,22 @@
 
 Ŵ = (q − z)·s per (output row, group) (kernels/wo_format.py). Two paths:
 
-- **decode** (M ≤ ``SMALL_M`` = 8 rows of x: GEMV-like, memory-bound), numba, output rows split over
-  threads. M = 1: per (row n, group j) ``Σ_t x_t·(q_t − z)`` straight from the packed bytes (two
-  contiguous runs of x per byte vector at 4 bits), times s — every weight byte is read once, a quarter
-  of bf16's traffic at 4 bits, which is where weight-only quantization pays. M ≥ 2: two output rows are
-  unpacked to floats in L1 and dotted with four input rows at a time (each x load feeds two FMAs, each
-  weight load four), one reduction per (row, input) instead of one per group.
+- **decode** (M ≤ ``SMALL_M`` = 8 rows of x, or ≤ ``SMALL_M_BF16`` = 3 where tiles would be bf16:
+  GEMV-like, memory-bound), numba, output rows split over threads. M = 1: per (row n, group j)
+  ``Σ_t x_t·(q_t − z)`` straight from the packed bytes (two contiguous runs of x per byte vector at 4
+  bits), times s — every weight byte is read once, a quarter of bf16's traffic at 4 bits, which is
+  where weight-only quantization pays. M ≥ 2: two output rows are unpacked to floats in L1 and dotted
+  with four input rows at a time (each x load feeds two FMAs, each weight load four), one reduction
+  per (row, input) instead of one per group.
 - **tiled** (larger M: compute-bound): dequantize a tile of output rows into a small float buffer
-  (fp32, or bf16 for bf16 activations on CPUs with native bf16 products, rounded to nearest even) and hand it to torch's GEMM
-  (``torch.mm``), tile after tile; only one tile of floats (about ``TILE_BYTES``) exists at a time.
+  (fp32, or bf16 for bf16 activations on CPUs with native bf16 products, rounded to nearest even) and
+  hand it to torch's GEMM (``torch.mm``, as x·tileᵀ), tile after tile; only one tile of floats (at most
+  ``TILE_BYTES`` = 4 MiB) exists at a time. Each GEMM call has a cost of its own that L2-sized tiles
+  did not win back (measured: 4 MiB tiles 1.3–1.6× faster than 512 KiB ones at M = 16), so tiles are
+  few and large.
+
+Between M = 2 and 16 neither path wins everywhere: :func:`wo_matmul` times both on the first call for
+each shape and M and keeps the faster for the process.
 
 Inputs are fp32 or bf16 (fp16 is computed in fp32); the output has the input's dtype. The decode path
 accumulates in fp32 whatever the input; the tiled path accumulates as torch's GEMM does for the dtype.
@@ -20,6 +27,8 @@ accumulates in fp32 whatever the input; the tiled path accumulates as torch's GE
 from __future__ import annotations
 
 import functools
+import math
+import time
 
 import numba
 import numpy as np
@@ -27,10 +36,13 @@ import torch
 
 from scalinglab.kernels.wo_format import dequantize_groupwise
 
-__all__ = ["SMALL_M", "TILE_BYTES", "wo_matmul", "wo_matmul_reference"]
+__all__ = ["SMALL_M", "SMALL_M_BF16", "TILE_BYTES", "PROBE_M", "wo_matmul", "wo_matmul_reference"]
 
-SMALL_M = 8  # up to here the decode kernels; above, tiles + GEMM (measured: decode ahead at M = 4, tiles at 16)
-TILE_BYTES = 1 << 19  # float tile per GEMM call: 512 KiB stays in this CPU's 1 MiB L2
+SMALL_M = 8  # up to here the decode kernels; above, fp32 tiles + GEMM (measured: decode ahead at M = 8, tiles at 16)
+SMALL_M_BF16 = 3  # the same where tiles are bf16 (native bf16 GEMM): tiles measured ahead from M = 4
+PROBE_M = (2, 16)  # in this band of M the path is measured per shape (below); outside it, the rule above
+PROBE_REPS = 5  # calls per path, interleaved; the best counts (the first may load compiled code)
+TILE_BYTES = 1 << 22  # float tile per GEMM call: measured 1.3–1.6× faster than 512 KiB tiles at M = 16
 ROWS_PER_TASK = 16  # output rows per parallel task of the decode kernel
 
 _JIT = dict(nogil=True, cache=True, fastmath=True, error_model="numpy")
@@ -210,19 +222,48 @@ def _check_shapes(x, codes, scales, zeros, bias, bits, g) -> None:
         raise ValueError("weight-only buffers must be codes uint8, scales float16, zeros uint8")
 
 
+_chosen: dict[tuple, str] = {}  # measured path per (format, shape, M, tile dtype, threads), this process
+
+
+def _probe(run) -> tuple[str, torch.Tensor]:
+    """Time ``run(path)`` for both paths, PROBE_REPS calls each, interleaved so load drifts hit both;
+    return the path with the shorter best call and that call's output."""
+    best, out = {"decode": math.inf, "tiled": math.inf}, {}
+    for _ in range(PROBE_REPS):
+        for p in best:
+            t0 = time.perf_counter()
+            out[p] = run(p)
+            best[p] = min(best[p], time.perf_counter() - t0)
+    p = min(best, key=best.get)
+    return p, out[p]
+
+
 def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros: torch.Tensor,
               bias: torch.Tensor | None, bits: int, g: int, path: str | None = None) -> torch.Tensor:
     """``x · Ŵᵀ + b`` for x (M × K) fp32/bf16/fp16; returns (M × N) in x's dtype.
 
     ``codes``/``scales``/``zeros``: the stored format (kernels/wo_format.py), ``g`` the effective group
-    length; ``path``: ``"decode"`` or ``"tiled"`` to pin one (default: decode for M ≤ SMALL_M)."""
+    length; ``path``: ``"decode"`` or ``"tiled"`` to pin one. Default: M = 1 decodes and M > 16 tiles;
+    in between, the first call for each (format, shape, M, tile dtype, thread counts) times both paths
+    (:func:`_probe`) and the faster serves the rest of the process — their crossover moved from M = 4 to
+    M > 16 with the layer's shape and the CPU in our measurements. Before that first call, or for M
+    outside the band: decode for M ≤ SMALL_M, or ≤ SMALL_M_BF16 where the tiles would be bf16."""
     _check_shapes(x, codes, scales, zeros, bias, bits, g)
     m, k = x.shape
     n, n_groups = scales.shape
     kp = n_groups * g
     dtype = x.dtype
+    bf16 = dtype == torch.bfloat16 and _fast_bf16_gemm()
     if path is None:
-        path = "decode" if m <= SMALL_M else "tiled"
+        if PROBE_M[0] <= m <= PROBE_M[1]:
+            key = (bits, g, n, kp, m, bf16, torch.get_num_threads(), numba.get_num_threads())
+            path = _chosen.get(key)
+            if path is None:
+                path, y = _probe(lambda p: wo_matmul(x, codes, scales, zeros, bias, bits, g, path=p))
+                _chosen[key] = path
+                return y
+        else:
+            path = "decode" if m <= (SMALL_M_BF16 if bf16 else SMALL_M) else "tiled"
     if path not in ("decode", "tiled"):
         raise ValueError(f"path must be 'decode' or 'tiled', got {path!r}")
     if m == 0:
@@ -237,15 +278,14 @@ def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros:
         kernel = _gemv if m == 1 else _gemm_small
         kernel(xf.numpy(), c, s16, z, b.numpy(), bias is not None, bits, g, y.numpy())
         return y if dtype == torch.float32 else y.to(dtype)
-    bf16 = dtype == torch.bfloat16 and _fast_bf16_gemm()
     cd = torch.bfloat16 if bf16 else torch.float32
     xc = x.detach().to(cd)
     if kp != k:
         xc = torch.nn.functional.pad(xc, (0, kp - k))
     rows = min(n, max(16, TILE_BYTES // (kp * (2 if bf16 else 4)) // 16 * 16))
     tile = torch.empty(rows, kp, dtype=torch.uint16 if bf16 else torch.float32)
-    y_t = torch.empty(n, m, dtype=cd)  # Ŵ·xᵀ, so each tile's result is a contiguous block of rows
-    xt = xc.t()
+    y = torch.empty(m, n, dtype=cd)
+    part = torch.empty(m, rows, dtype=cd)  # x·tileᵀ: torch's GEMM measured faster this way round
     for n0 in range(0, n, rows):
         nn_ = min(rows, n - n0)
         t = tile[:nn_]
@@ -254,9 +294,13 @@ def wo_matmul(x: torch.Tensor, codes: torch.Tensor, scales: torch.Tensor, zeros:
             t = t.view(torch.bfloat16)
         else:
             _dequant_rows_f32(c, s16, z, bits, g, n0, t.numpy())
-        torch.mm(t, xt, out=y_t[n0:n0 + nn_])
-    y = y_t.t()
-    y = y + bias.to(cd) if bias is not None else y.contiguous()
+        if nn_ == n:
+            torch.mm(xc, t.t(), out=y)
+        else:
+            torch.mm(xc, t.t(), out=part[:, :nn_])
+            y[:, n0:n0 + nn_] = part[:, :nn_]
+    if bias is not None:
+        y += bias.to(cd)
     return y if y.dtype == dtype else y.to(dtype)
 
 
