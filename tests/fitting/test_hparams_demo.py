@@ -27,6 +27,6 @@ def test_demo_part_prints_a_plan_with_lr_and_batch(tmp_path):
     plan = out["plan"]
     assert plan["params"] == NEXT_RUNG * finals["params"].max()
     lo, hi = plan["lr"]["interval"]
-    assert lo <= plan["lr"]["value"] <= hi and plan["batch_tokens"]["value"] == plan["batch_size"]["value"] * 128
+    assert lo <= plan["lr"]["value"] <= hi and plan["batch_tokens"]["value"] == plan["batch_size"]["value"] * 32
     assert any("extrapolation of η*" in w for w in plan["warnings"])  # the next rung lies beyond the sweep
     assert json.loads(json.dumps(hp))["optimal_lr"]["law"] == "optimal_lr"

@@ -15,7 +15,7 @@ from scalinglab.fitting.sweep_optima import nominal_budgets
 from scalinglab.planning.hparams import plan_hparams
 from scalinglab.report.hparams import print_hparams_fit, print_hparams_plan
 
-SWEEP = "hparams_sweep/curves.csv"
+SWEEP = "hparams_sweep/bstar.csv"
 NEXT_RUNG = 2.0  # the planned run: this many times the sweep's largest N and largest D
 
 
