@@ -28,7 +28,7 @@ import numba
 import numpy as np
 import torch
 
-from scalinglab.kernels.int8_matmul import _JIT, _MAGIC, LANES, _f32_2d, _row_amax
+from scalinglab.kernels.int8_matmul import _JIT, LANES, _f32_2d, _quantize_rows
 
 __all__ = ["w8a8_gemv", "llm_int8_gemv", "codes_gemv", "weight_views", "fused_kernel", "MAX_K"]
 
@@ -74,15 +74,7 @@ def _w8a8(x, w_t, sw, bias, qmax):  # pragma: no cover - compiled
     out = np.empty((m, w_t.shape[1]), np.float32)
     q = np.empty((m, k), np.int32)
     s = np.empty(m, np.float32)
-    ones = np.ones(k, np.float32)
-    lanes = np.empty(LANES, np.float32)
-    for i in range(m):
-        amax = _row_amax(x, i, ones, lanes)
-        sc = amax / np.float32(qmax) if amax > 0 else np.float32(1.0)
-        s[i] = sc
-        inv = np.float32(1.0) / sc
-        for j in range(k):
-            q[i, j] = np.int32((x[i, j] * inv + _MAGIC) - _MAGIC)
+    _quantize_rows(x, np.ones(k, np.float32), qmax, q, s, np.empty(LANES, np.float32))
     acc = np.zeros(out.shape, np.int32)
     _int_product(q, w_t, acc)
     _epilogue(acc, s, sw, bias, out)
@@ -119,14 +111,7 @@ def _llm_int8(x, w_t, sw, bias, threshold, col_slot, w_o):  # pragma: no cover -
             n_out += 1
     q = np.empty((m, k), np.int32)
     s = np.empty(m, np.float32)
-    lanes = np.empty(LANES, np.float32)
-    for i in range(m):
-        amax = _row_amax(x, i, weight, lanes)
-        sc = amax / np.float32(127) if amax > 0 else np.float32(1.0)
-        s[i] = sc
-        inv = np.float32(1.0) / sc
-        for j in range(k):
-            q[i, j] = np.int32(((x[i, j] * weight[j]) * inv + _MAGIC) - _MAGIC)
+    _quantize_rows(x, weight, 127, q, s, np.empty(LANES, np.float32))
     acc = np.zeros((m, n), np.int32)
     _int_product(q, w_t, acc)
     _epilogue(acc, s, sw, bias, out)

@@ -69,6 +69,19 @@ def _row_amax(x, i, weight, acc):  # pragma: no cover - compiled
     return amax
 
 
+@numba.njit(inline="always", **_JIT)
+def _quantize_rows(x, weight, qmax, q, s, lanes):  # pragma: no cover - compiled
+    """Per-row symmetric codes of x·weight: s[i] = amax_i / qmax, q[i, j] = round(x[i, j]·weight[j] / s[i])
+    (round half to even through the magic constant; an all-zero row gets s = 1)."""
+    for i in range(x.shape[0]):
+        amax = _row_amax(x, i, weight, lanes)
+        sc = amax / np.float32(qmax) if amax > 0 else np.float32(1.0)
+        s[i] = sc
+        inv = np.float32(1.0) / sc
+        for j in range(x.shape[1]):
+            q[i, j] = np.int32(((x[i, j] * weight[j]) * inv + _MAGIC) - _MAGIC)
+
+
 @numba.njit(parallel=_PARALLEL, **_JIT)
 def _quant_rows(x, qmax, weight, q, s):  # pragma: no cover - compiled
     m, k = x.shape

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 import torch
 
-from scalinglab.kernels.int8_matmul import _JIT, _MAGIC, LANES, _f32_2d, _row_amax
+from scalinglab.kernels.int8_matmul import _JIT, LANES, _f32_2d, _quantize_rows
 
 __all__ = ["scan_quantize", "dequant_outliers_", "rescale_outliers_"]
 
@@ -45,14 +45,7 @@ def _scan_quant(x, threshold, qmax, col_slot, weight, cols, q, s):  # pragma: no
             seen = seen and col_slot[j] >= 0
         else:
             weight[j] = 1.0
-    acc = np.empty(LANES, np.float32)
-    for i in range(m):
-        amax = _row_amax(x, i, weight, acc)
-        sc = amax / np.float32(qmax) if amax > 0 else np.float32(1.0)
-        s[i] = sc
-        inv = np.float32(1.0) / sc
-        for j in range(k):
-            q[i, j] = np.int32(((x[i, j] * weight[j]) * inv + _MAGIC) - _MAGIC)
+    _quantize_rows(x, weight, qmax, q, s, np.empty(LANES, np.float32))
     return n_out if seen else -n_out - 1
 
 
