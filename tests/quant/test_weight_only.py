@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file, save_model
 
 from scalinglab.errors import InputError
+from scalinglab.kernels import wo_bf16 as B
 from scalinglab.kernels import wo_torch as T
 from scalinglab.quant.weight_only import WeightOnlyLinear, check_tensors
 
@@ -129,16 +130,27 @@ def test_group_at_least_the_row_is_per_channel(gen):
     assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
-@pytest.mark.skipif(not T.available(), reason="this torch has no CPU int4 kernel in the probed layout")
-def test_torch_int4_path_swaps_layout_and_restores_it(tmp_path, gen):
+_RUNTIME_PATHS = [
+    pytest.param("bf16", 3 * 4 * 128, marks=pytest.mark.skipif(
+        not B.available(), reason="the CPU has no AVX-512 BF16: the bf16 kernel cannot run here")),
+    pytest.param("torch_int4", 4 * 4 * 128, marks=pytest.mark.skipif(
+        not T.available(), reason="this torch has no CPU int4 kernel in the probed layout")),
+]
+
+
+@pytest.mark.parametrize(("kind", "table_bytes"), _RUNTIME_PATHS)
+def test_bf16_paths_swap_layout_and_restore_it(tmp_path, gen, monkeypatch, kind, table_bytes):
+    if kind == "torch_int4":
+        monkeypatch.setattr(WeightOnlyLinear, "use_bf16_kernel", False)
     lin = _linear(256, 128, gen)
     m = WeightOnlyLinear.from_linear(lin, 4, 64)
     codes, stored = m.codes.clone(), m.weight_bytes()
     x = torch.randn(4, 256, generator=gen)
     y_ref = torch.nn.functional.linear(x.bfloat16().float(), m.dequantize(), lin.bias.detach())
-    y = m(x.bfloat16())  # decode shape, bf16: torch's int4 kernel
+    y = m(x.bfloat16())  # decode shape, bf16: a bf16 kernel
+    assert m._runtime[0] == kind
     assert m.codes.numel() == 0 and m.weight_bytes() == stored  # its layout replaced ours, same bytes
-    assert m.runtime_bytes() == 4 * 128 * 4  # bf16 step + offset per (group, row)
+    assert m.runtime_bytes() == table_bytes  # 4 groups × 128 rows: its step/zero-point tables
     assert (y.float() - y_ref).abs().max() <= 0.02 * y_ref.abs().max()
     assert torch.equal(m.state_dict()["codes"], codes)  # checkpoints hold our layout
     save_model(m, str(tmp_path / "w.safetensors"))
@@ -146,6 +158,9 @@ def test_torch_int4_path_swaps_layout_and_restores_it(tmp_path, gen):
     loaded.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
     assert torch.equal(loaded(x.bfloat16()), y)
     assert torch.equal(m(x), loaded(x))  # fp32: back on numba, our layout restored
+    assert torch.equal(m.codes, codes) and m.runtime_bytes() == 0
+    m(x.bfloat16())
+    m.load_state_dict(loaded.state_dict())  # loading into a swapped layer
     assert torch.equal(m.codes, codes) and m.runtime_bytes() == 0
     m(x.bfloat16())
     m.load_state_dict(loaded.state_dict())  # loading into a swapped layer

@@ -3,8 +3,9 @@
 The weight is quantized group-wise (asymmetric, per (output row, group of ``group_size`` inputs),
 kernels/wo_format.py) and stored as packed codes, float16 steps and uint8 zero points; activations stay
 fp32 or bf16 ("A16") and are never quantized. ``forward`` runs the fused dequant-matmul of
-kernels/wo_gemm.py: the float weight is never materialised on CPU. W4 layers with bf16 activations at
-decode shapes (M ≤ 16) run on torch's own int4 kernel where its constraints hold (kernels/wo_torch.py);
+kernels/wo_gemm.py: the float weight is never materialised on CPU. W4 layers with bf16 activations run
+on the bf16 dot-product kernel of kernels/wo_bf16.py where the CPU has AVX-512 BF16 (every M), else at
+decode shapes (M ≤ 16) on torch's own int4 kernel where its constraints hold (kernels/wo_torch.py);
 the codes then live in that kernel's layout instead of ours (same bytes) and ours is restored for
 ``state_dict``, moves and casts. On other devices the weight is dequantized per call and multiplied by
 ``F.linear`` (the same function, without the memory saving during the call).
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from scalinglab.errors import InputError
+from scalinglab.kernels import wo_bf16 as B
 from scalinglab.kernels import wo_format as F
 from scalinglab.kernels import wo_torch as T
 from scalinglab.kernels.wo_gemm import wo_matmul
@@ -53,8 +55,10 @@ def _check_args(in_features, out_features, bits, group_size, where: str = "weigh
 class WeightOnlyLinear(nn.Module):
     """``y = x · Ŵᵀ + b`` with Ŵ = (q − z)·s held as ``bits``-bit codes; empty until loaded or built
     by :meth:`from_float`. ``group_size = 0`` (or ≥ in_features): one group per output row.
-    ``use_torch_int4 = False`` (class or instance) keeps every call on the numba kernels."""
+    ``use_bf16_kernel = False`` / ``use_torch_int4 = False`` (class or instance) turn those paths off;
+    with both off every call runs on the numba kernels."""
 
+    use_bf16_kernel = True
     use_torch_int4 = True
 
     def __init__(self, in_features: int, out_features: int, bits: int = 4, group_size: int = 128,
@@ -73,8 +77,9 @@ class WeightOnlyLinear(nn.Module):
         if not bias:
             self.register_buffer("bias", None)
         assert self.scales.shape[1] == n_groups
-        # torch's int4 kernel: (codes in its layout, bf16 step/offset table) while it runs this layer
-        self._torch_int4: tuple[torch.Tensor, torch.Tensor] | None = None
+        # while a bf16 kernel runs this layer: ("bf16", (codes, steps, zero points) in its layout) or
+        # ("torch_int4", (codes in torch's layout, bf16 step/offset table)); the codes buffer is then empty
+        self._runtime: tuple[str, tuple[torch.Tensor, ...]] | None = None
 
     def _layout(self, bias: bool) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
         kp = F.padded_in(self.in_features, self.bits, self.group_size)
@@ -147,41 +152,54 @@ class WeightOnlyLinear(nn.Module):
         """Bytes of the stored format (codes, scales, zero points, bias), measured from the tensors held
         (the codes in whichever layout holds them now: both have the same size)."""
         held = sum(b.numel() * b.element_size() for b in self.buffers())
-        if self._torch_int4 is not None:
-            held += self._torch_int4[0].numel()
+        if self._runtime is not None:
+            held += self._runtime[1][0].numel()
         return held
 
     def runtime_bytes(self) -> int:
-        """Bytes of run-time tables beyond the stored format: torch's bf16 step/offset table (4 bytes
-        per group) while its int4 kernel runs this layer, else 0."""
-        return 0 if self._torch_int4 is None else self._torch_int4[1].numel() * 2
+        """Bytes of run-time tables beyond the stored format while a bf16 kernel runs this layer, else 0:
+        the regrouped float16 steps and uint8 zero points of kernels/wo_bf16.py (3 bytes per group), or
+        torch's int4 kernel's bf16 step/offset table (4 bytes per group)."""
+        if self._runtime is None:
+            return 0
+        return sum(t.numel() * t.element_size() for t in self._runtime[1][1:])
 
     def packed_codes(self) -> torch.Tensor:
         """The codes in the stored layout (kernels/wo_format.py), wherever they are kept now."""
-        if self._torch_int4 is None:
+        if self._runtime is None:
             return self.codes
-        return T.from_torch_layout(self._torch_int4[0], self.g)
+        kind, tensors = self._runtime
+        if kind == "bf16":
+            return B.from_layout(*tensors, self.g)[0]
+        return T.from_torch_layout(tensors[0], self.g)
 
-    def _to_torch_int4(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._torch_int4 is None:
-            self._torch_int4 = (T.to_torch_layout(self.codes, self.g),
-                                T.scales_and_zeros(self.scales, self.zeros, torch.bfloat16))
-            self.codes = torch.empty(0, dtype=torch.uint8)  # the torch-layout copy is the only one
-        return self._torch_int4
+    def _to_runtime(self, kind: str) -> tuple[torch.Tensor, ...]:
+        """Switch the codes to ``kind``'s layout (the only copy while it runs) and return its tensors."""
+        if self._runtime is not None and self._runtime[0] != kind:
+            self._restore_codes()
+        if self._runtime is None:
+            if kind == "bf16":
+                tensors = B.to_layout(self.codes, self.scales, self.zeros, self.g)
+            else:
+                tensors = (T.to_torch_layout(self.codes, self.g),
+                           T.scales_and_zeros(self.scales, self.zeros, torch.bfloat16))
+            self._runtime = (kind, tensors)
+            self.codes = torch.empty(0, dtype=torch.uint8)
+        return self._runtime[1]
 
     def _restore_codes(self) -> None:
-        if self._torch_int4 is not None:
+        if self._runtime is not None:
             self.codes = self.packed_codes()
-            self._torch_int4 = None
+            self._runtime = None
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         super()._save_to_state_dict(destination, prefix, keep_vars)
-        if self._torch_int4 is not None:
+        if self._runtime is not None:
             destination[prefix + "codes"] = self.packed_codes()
 
     def _load_from_state_dict(self, *args, **kwargs):
-        if self._torch_int4 is not None:
-            self._torch_int4 = None
+        if self._runtime is not None:
+            self._runtime = None
             shape, dtype = self._layout(False)["codes"]
             self.codes = torch.zeros(shape, dtype=dtype)
         super()._load_from_state_dict(*args, **kwargs)
@@ -208,8 +226,10 @@ class WeightOnlyLinear(nn.Module):
             w = self.dequantize().to(x.dtype)
             b = None if self.bias is None else self.bias.to(x.dtype)
             y = torch.nn.functional.linear(x2, w, b)
+        elif x2.dtype == torch.bfloat16 and self.use_bf16_kernel and B.eligible(self.bits, self.out_features):
+            y = B.w4_bf16_mm(x2, *self._to_runtime("bf16"), self.g, self.bias)
         elif x2.dtype == torch.bfloat16 and 0 < x2.shape[0] <= TORCH_INT4_MAX_M and self._torch_eligible():
-            packed, sz = self._to_torch_int4()
+            packed, sz = self._to_runtime("torch_int4")
             y = T.int4_mm(x2.contiguous(), packed, self.g, sz)
             if self.bias is not None:
                 y = y + self.bias.to(torch.bfloat16)
