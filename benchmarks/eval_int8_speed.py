@@ -3,6 +3,7 @@
     flock /tmp/scalinglab-cpu.lock python benchmarks/eval_int8_speed.py FLOAT_DIR QUANT_DIR --data valid.txt
     flock /tmp/scalinglab-cpu.lock python benchmarks/eval_int8_speed.py FLOAT_DIR QUANT_DIR --data valid.txt --emulate-avx2
     ... --decode 127     # also decode one token at a time (KV cache, batch 1: the M = 1 path)
+    ... --decode 127 --decode-batch 16 --dtype bf16   # 16 sequences at a time (M = 16), both models in bf16
 
 Both models score the same sequences with ``scalinglab.quant.evaluate.perplexity`` (what `scalinglab
 evaluate` runs), in alternating rounds; the fastest round of each is kept. The quantized model runs on
@@ -26,6 +27,10 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--decode", type=int, default=0,
                     help="also time N single-token steps with the KV cache (batch 1: every linear sees M = 1)")
+    ap.add_argument("--decode-batch", type=int, default=1, help="sequences decoded together (the M of each step)")
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                    help="cast both models (activations and float weights) to this dtype; quantized layers keep "
+                         "their stored format")
     ap.add_argument("--emulate-avx2", action="store_true", help="run as on an AVX2-only CPU")
     args = ap.parse_args()
     if args.emulate_avx2:
@@ -47,6 +52,9 @@ if __name__ == "__main__":
         torch.set_num_threads(args.threads)
     caps, plan = detect(), int8_plan()
     models = {"float": load_any(args.float_dir), "quantized": load_any(args.quant_dir)}
+    if args.dtype == "bf16":
+        for model, _label in models.values():
+            model.to(torch.bfloat16)
     tok = load_tokenizer(args.float_dir)
     seq = context_length(models["float"][0])
     batches = text_to_batches(args.data.read_text(), tok, seq, n_seqs=args.seqs)
@@ -57,7 +65,7 @@ if __name__ == "__main__":
             t = now()
             ppl[name], n = perplexity(model, batches)
             best[name] = min(best[name], now() - t)
-    print(f"CPU {caps.cpu_model}, effective ISA {caps.isa}; {torch.get_num_threads()} threads, timed by "
+    print(f"CPU {caps.cpu_model}, effective ISA {caps.isa}; {args.dtype}; {torch.get_num_threads()} threads, timed by "
           f"{'process CPU time' if torch.get_num_threads() == 1 else 'wall time'}; "
           f"int8 paths {plan.describe()}")
     for name, (_model, label) in models.items():
@@ -65,7 +73,7 @@ if __name__ == "__main__":
               f"({n} tokens, fastest of {args.rounds} rounds)")
     print(f"quantized / float tokens/s: {best['float'] / best['quantized']:.2f}×")
     if args.decode:
-        ids = batches[0][:1, : args.decode + 1]  # one sequence: every decode step is a 1-token forward
+        ids = torch.cat(batches)[: args.decode_batch, : args.decode + 1]  # each step: one token per sequence
         dec = dict.fromkeys(models, float("inf"))
         with torch.no_grad():
             for _ in range(args.rounds):
@@ -74,8 +82,8 @@ if __name__ == "__main__":
                     for i in range(ids.shape[1]):
                         past = model(ids[:, i : i + 1], past_key_values=past, use_cache=True).past_key_values
                     dec[name] = min(dec[name], now() - t)
-        steps = ids.shape[1]
+        steps, rows = ids.shape[1], ids.shape[0]
         for name, (_model, label) in models.items():
-            print(f"{name:>9} ({label}): {steps / dec[name]:9.0f} tokens/s decoding one token at a time "
-                  f"({steps} steps with the KV cache, batch 1, fastest of {args.rounds} rounds)")
+            print(f"{name:>9} ({label}): {steps * rows / dec[name]:9.0f} tokens/s decoding one token at a time "
+                  f"({steps} steps with the KV cache, batch {rows}, fastest of {args.rounds} rounds)")
         print(f"decode: quantized / float tokens/s: {dec['float'] / dec['quantized']:.2f}×")

@@ -293,7 +293,7 @@ def _call(typingctx, addr, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12
     return sig, codegen
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
+@numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
 def _launch(addr_pair, addr_one, xb, xs, g, wt_p, st_p, zt_p, y_p, bias_p, n_tiles, n_tasks):  # pragma: no cover
     """Σx per (row, group) from the bf16 bits, then the tiles split over ``n_tasks`` parallel tasks."""
     m, kp = xb.shape
@@ -340,8 +340,14 @@ def w4_bf16_mm(x: torch.Tensor, wt: torch.Tensor, st: torch.Tensor, zt: torch.Te
     if m == 0:
         return x.new_zeros(0, n)
     xp = torch.nn.functional.pad(x, (0, kp - k)) if kp != k else x.contiguous()
-    b = bias.detach().to(torch.float32).contiguous() if bias is not None else _ZERO_BIAS.setdefault(
-        n, torch.zeros(n))
+    if bias is None:
+        b = _ZERO_BIAS.get(n)
+        if b is None:
+            b = _ZERO_BIAS[n] = torch.zeros(n)
+    elif bias.dtype != torch.float32 or not bias.is_contiguous():
+        b = bias.detach().to(torch.float32).contiguous()
+    else:
+        b = bias
     y = torch.empty(m, n, dtype=torch.bfloat16)
     xs = np.empty((m, n_groups), np.float32)
     _, addr = _compiled()
