@@ -130,20 +130,21 @@ def test_group_at_least_the_row_is_per_channel(gen):
     assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
+_NO_BF16 = pytest.mark.skipif(not B.available(), reason="the CPU has no AVX-512 BF16: the bf16 kernel cannot run here")
 _RUNTIME_PATHS = [
-    pytest.param("bf16", 3 * 4 * 128, marks=pytest.mark.skipif(
-        not B.available(), reason="the CPU has no AVX-512 BF16: the bf16 kernel cannot run here")),
-    pytest.param("torch_int4", 4 * 4 * 128, marks=pytest.mark.skipif(
+    pytest.param("bf16", 4, 3 * 4 * 128, marks=_NO_BF16),
+    pytest.param("bf16", 8, 3 * 4 * 128, marks=_NO_BF16),
+    pytest.param("torch_int4", 4, 4 * 4 * 128, marks=pytest.mark.skipif(
         not T.available(), reason="this torch has no CPU int4 kernel in the probed layout")),
 ]
 
 
-@pytest.mark.parametrize(("kind", "table_bytes"), _RUNTIME_PATHS)
-def test_bf16_paths_swap_layout_and_restore_it(tmp_path, gen, monkeypatch, kind, table_bytes):
+@pytest.mark.parametrize(("kind", "bits", "table_bytes"), _RUNTIME_PATHS)
+def test_bf16_paths_swap_layout_and_restore_it(tmp_path, gen, monkeypatch, kind, bits, table_bytes):
     if kind == "torch_int4":
         monkeypatch.setattr(WeightOnlyLinear, "use_bf16_kernel", False)
     lin = _linear(256, 128, gen)
-    m = WeightOnlyLinear.from_linear(lin, 4, 64)
+    m = WeightOnlyLinear.from_linear(lin, bits, 64)
     codes, stored = m.codes.clone(), m.weight_bytes()
     x = torch.randn(4, 256, generator=gen)
     y_ref = torch.nn.functional.linear(x.bfloat16().float(), m.dequantize(), lin.bias.detach())
@@ -165,3 +166,17 @@ def test_bf16_paths_swap_layout_and_restore_it(tmp_path, gen, monkeypatch, kind,
     m(x.bfloat16())
     m.load_state_dict(loaded.state_dict())  # loading into a swapped layer
     assert torch.equal(m.codes, codes)
+
+
+@_NO_BF16
+def test_byte_codes_take_the_bf16_kernel_only_at_decode_shapes(gen):
+    from scalinglab.quant.weight_only import BYTE_BF16_MAX_M
+
+    m = WeightOnlyLinear.from_linear(_linear(64, 32, gen), 8, 32)
+    ref_w = m.dequantize()
+    for rows, kind in ((BYTE_BF16_MAX_M, "bf16"), (BYTE_BF16_MAX_M + 1, None), (1, "bf16")):
+        x = torch.randn(rows, 64, generator=gen).bfloat16()
+        y = m(x)
+        assert (m._runtime and m._runtime[0]) == kind
+        ref = torch.nn.functional.linear(x.float(), ref_w, m.bias)
+        assert (y.float() - ref).abs().max() <= 0.02 * ref.abs().max()

@@ -3,9 +3,9 @@
 The weight is quantized group-wise (asymmetric, per (output row, group of ``group_size`` inputs),
 kernels/wo_format.py) and stored as packed codes, float16 steps and uint8 zero points; activations stay
 fp32 or bf16 ("A16") and are never quantized. ``forward`` runs the fused dequant-matmul of
-kernels/wo_gemm.py: the float weight is never materialised on CPU. W4 layers with bf16 activations run
-on the bf16 dot-product kernel of kernels/wo_bf16.py where the CPU has AVX-512 BF16 (every M), else at
-decode shapes (M ≤ 16) on torch's own int4 kernel where its constraints hold (kernels/wo_torch.py);
+kernels/wo_gemm.py: the float weight is never materialised on CPU. Layers with bf16 activations run on
+the bf16 dot-product kernel of kernels/wo_bf16.py where the CPU has AVX-512 BF16 (every M, every width),
+else W4 at decode shapes (M ≤ 16) on torch's own int4 kernel where its constraints hold (kernels/wo_torch.py);
 the codes then live in that kernel's layout instead of ours (same bytes) and ours is restored for
 ``state_dict``, moves and casts. On other devices the weight is dequantized per call and multiplied by
 ``F.linear`` (the same function, without the memory saving during the call).
@@ -39,6 +39,10 @@ __all__ = ["WeightOnlyLinear", "check_tensors", "FORMAT"]
 
 FORMAT = "scalinglab.wo-asym-g.v1"  # codes/scales/zeros layout of kernels/wo_format.py
 TORCH_INT4_MAX_M = 16  # torch's int4 kernel up to this many rows: its time grows ~linearly with M
+# Byte codes (W8/W6) on the bf16 kernel take two bf16 dot products per pair of codes, where bf16 GEMM on
+# dequantized tiles takes one: once M is past decode shapes (compute-bound) the tiles win on any CPU
+# (measured 0.47–0.52× vs 0.89–0.94× bf16 at M = 256), so byte codes use the kernel up to here.
+BYTE_BF16_MAX_M = 16
 _MAX_DIM = 1 << 24  # no linear layer has more inputs or outputs: a spec beyond it is not ours
 
 
@@ -170,7 +174,7 @@ class WeightOnlyLinear(nn.Module):
             return self.codes
         kind, tensors = self._runtime
         if kind == "bf16":
-            return B.from_layout(*tensors, self.g)[0]
+            return B.from_layout(*tensors, self.bits, self.g)[0]
         return T.from_torch_layout(tensors[0], self.g)
 
     def _to_runtime(self, kind: str) -> tuple[torch.Tensor, ...]:
@@ -179,7 +183,7 @@ class WeightOnlyLinear(nn.Module):
             self._restore_codes()
         if self._runtime is None:
             if kind == "bf16":
-                tensors = B.to_layout(self.codes, self.scales, self.zeros, self.g)
+                tensors = B.to_layout(self.codes, self.scales, self.zeros, self.bits, self.g)
             else:
                 tensors = (T.to_torch_layout(self.codes, self.g),
                            T.scales_and_zeros(self.scales, self.zeros, torch.bfloat16))
@@ -226,8 +230,9 @@ class WeightOnlyLinear(nn.Module):
             w = self.dequantize().to(x.dtype)
             b = None if self.bias is None else self.bias.to(x.dtype)
             y = torch.nn.functional.linear(x2, w, b)
-        elif x2.dtype == torch.bfloat16 and self.use_bf16_kernel and B.eligible(self.bits, self.out_features):
-            y = B.w4_bf16_mm(x2, *self._to_runtime("bf16"), self.g, self.bias)
+        elif (x2.dtype == torch.bfloat16 and self.use_bf16_kernel and (self.bits == 4 or x2.shape[0] <= BYTE_BF16_MAX_M)
+              and B.eligible(self.bits, self.out_features)):
+            y = B.bf16_mm(x2, *self._to_runtime("bf16"), self.g, self.bias)
         elif x2.dtype == torch.bfloat16 and 0 < x2.shape[0] <= TORCH_INT4_MAX_M and self._torch_eligible():
             packed, sz = self._to_runtime("torch_int4")
             y = T.int4_mm(x2.contiguous(), packed, self.g, sz)
