@@ -75,40 +75,34 @@ def _width(bits: int) -> int:
 
 # ----------------------------------------------------------------------------------------- IR generation
 
+def _operand(p: str, u: int, out: str, first: tuple[str, int], second: tuple[str, int]) -> str:
+    """IR: a 32-bf16 operand %{p}{out}{u} from the i32 lanes %{p}b{u}: the nibble that ``first`` (a shift
+    op and amount) brings to bits 3–6 and the one ``second`` brings to bits 19–22, each ORed with 0x4100
+    — the bf16 pair (8 + a/2, 8 + b/2)."""
+    t = f"%{p}{out}{u}_"
+    (op_a, sh_a), (op_b, sh_b) = first, second
+    return f"""  {t}0 = {op_a} <16 x i32> %{p}b{u}, splat (i32 {sh_a})
+  {t}1 = and <16 x i32> {t}0, splat (i32 120)
+  {t}2 = {op_b} <16 x i32> %{p}b{u}, splat (i32 {sh_b})
+  {t}3 = and <16 x i32> {t}2, splat (i32 7864320)
+  {t}4 = or <16 x i32> {t}1, {t}3
+  {t}5 = or <16 x i32> {t}4, splat (i32 1090535680)
+  %{p}{out}{u} = bitcast <16 x i32> {t}5 to <32 x bfloat>"""
+
+
 def _unpack(p: str, u: int, width: int) -> str:
     """IR: the codes of tile u at pair %{p}p → bf16 operand(s) %{p}wv{u} (4-bit), or %{p}wl{u} / %{p}wh{u}
-    (low / high nibbles of byte codes); lane n = (0x4100 | a << 3, 0x4100 | b << 3) = (8 + a/2, 8 + b/2)."""
-    if width == 4:
-        return f"""  %{p}wi{u} = add i64 %{p}wb{u}, %{p}p
-  %{p}wp{u} = getelementptr <16 x i8>, ptr %wt, i64 %{p}wi{u}
-  %{p}b8{u} = load <16 x i8>, ptr %{p}wp{u}, align 1
-  %{p}b{u} = zext <16 x i8> %{p}b8{u} to <16 x i32>
-  %{p}lo0{u} = shl <16 x i32> %{p}b{u}, splat (i32 3)
-  %{p}lo{u} = and <16 x i32> %{p}lo0{u}, splat (i32 120)
-  %{p}hi0{u} = shl <16 x i32> %{p}b{u}, splat (i32 15)
-  %{p}hi{u} = and <16 x i32> %{p}hi0{u}, splat (i32 7864320)
-  %{p}w0{u} = or <16 x i32> %{p}lo{u}, %{p}hi{u}
-  %{p}w1{u} = or <16 x i32> %{p}w0{u}, splat (i32 1090535680)
-  %{p}wv{u} = bitcast <16 x i32> %{p}w1{u} to <32 x bfloat>"""
+    (low / high nibbles of byte codes)."""
+    vec = "<16 x i8>" if width == 4 else "<16 x i16>"
+    load = f"""  %{p}wi{u} = add i64 %{p}wb{u}, %{p}p
+  %{p}wp{u} = getelementptr {vec}, ptr %wt, i64 %{p}wi{u}
+  %{p}bl{u} = load {vec}, ptr %{p}wp{u}, align 1
+  %{p}b{u} = zext {vec} %{p}bl{u} to <16 x i32>
+"""
+    if width == 4:  # lane = one byte: code 2p in bits 0–3, code 2p + 1 in bits 4–7
+        return load + _operand(p, u, "wv", ("shl", 3), ("shl", 15))
     # lane = c0 | c1 << 8: low nibbles at bits 0–3 and 8–11, high ones at 4–7 and 12–15
-    return f"""  %{p}wi{u} = add i64 %{p}wb{u}, %{p}p
-  %{p}wp{u} = getelementptr <16 x i16>, ptr %wt, i64 %{p}wi{u}
-  %{p}b16{u} = load <16 x i16>, ptr %{p}wp{u}, align 1
-  %{p}b{u} = zext <16 x i16> %{p}b16{u} to <16 x i32>
-  %{p}l0{u} = shl <16 x i32> %{p}b{u}, splat (i32 3)
-  %{p}l1{u} = and <16 x i32> %{p}l0{u}, splat (i32 120)
-  %{p}l2{u} = shl <16 x i32> %{p}b{u}, splat (i32 11)
-  %{p}l3{u} = and <16 x i32> %{p}l2{u}, splat (i32 7864320)
-  %{p}l4{u} = or <16 x i32> %{p}l1{u}, %{p}l3{u}
-  %{p}l5{u} = or <16 x i32> %{p}l4{u}, splat (i32 1090535680)
-  %{p}wl{u} = bitcast <16 x i32> %{p}l5{u} to <32 x bfloat>
-  %{p}h0{u} = lshr <16 x i32> %{p}b{u}, splat (i32 1)
-  %{p}h1{u} = and <16 x i32> %{p}h0{u}, splat (i32 120)
-  %{p}h2{u} = shl <16 x i32> %{p}b{u}, splat (i32 7)
-  %{p}h3{u} = and <16 x i32> %{p}h2{u}, splat (i32 7864320)
-  %{p}h4{u} = or <16 x i32> %{p}h1{u}, %{p}h3{u}
-  %{p}h5{u} = or <16 x i32> %{p}h4{u}, splat (i32 1090535680)
-  %{p}wh{u} = bitcast <16 x i32> %{p}h5{u} to <32 x bfloat>"""
+    return load + _operand(p, u, "wl", ("shl", 3), ("shl", 11)) + "\n" + _operand(p, u, "wh", ("lshr", 1), ("shl", 7))
 
 
 def _broadcast(p: str, r: int, src: str, name: str) -> str:
