@@ -54,7 +54,7 @@ def test_ir_parses_and_verifies(width):
     mod = llvm.parse_assembly(B.ir_module(width))
     mod.verify()
     names = {f.name for f in mod.functions}
-    assert {f"w{width}bf16_r{r}_t{t}" for r in range(B.ROWS) for t in (1, B.TILES)} <= names
+    assert {f"w{width}bf16_r{r}_t{t}" for r in range(B.ROWS) for t in (1, B.TILES[width])} <= names
 
 
 def test_code_to_bf16_trick():
@@ -71,7 +71,8 @@ def test_code_to_bf16_trick():
 @needs_bf16
 @pytest.mark.parametrize("bits", [4, 6, 8])
 @pytest.mark.parametrize(("n", "k", "group_size", "m"), [
-    (48, 96, 32, 1), (48, 96, 32, 8), (48, 96, 32, 11),  # odd tile count: the one-tile variant
+    (48, 96, 32, 1), (48, 96, 32, 8), (48, 96, 32, 11),  # 3 tiles
+    (80, 96, 32, 9),  # 5 tiles: steps of 2 or 3, then the rest one tile at a time
     (64, 200, 64, 16),  # K not a multiple of the group: zero-padded inputs
     (32, 130, 0, 3),  # per output channel (one group per row)
     (256, 512, 128, 17), (256, 512, 128, 40),  # several row chunks plus a rest

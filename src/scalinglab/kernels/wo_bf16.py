@@ -61,7 +61,7 @@ __all__ = ["LANES", "ROWS", "TILES", "BITS", "available", "eligible", "to_layout
 
 LANES = 16  # output rows per tile: fp32 lanes of one zmm register
 ROWS = 8  # rows of x per micro-kernel chunk
-TILES = 2  # tiles per micro-kernel step
+TILES = {4: 3, 8: 2}  # tiles per micro-kernel step by code width: ROWS × TILES accumulators (+ operands) in 32 registers
 BITS = (4, 6, 8)  # 6-bit codes are stored one per byte and run on the byte-code (8-bit) kernel
 _NARGS = 15  # i64 arguments of every generated function (pointers passed as integers)
 _ARGS = ("t0", "t1", "wt", "st", "zt", "x", "ldx", "xs", "G", "H", "y", "ldy", "nch", "bias", "x16")
@@ -229,10 +229,10 @@ def _name(width: int, rest: int, tiles: int) -> str:
 
 def ir_module(width: int = 4) -> str:
     """The LLVM IR text of every variant for 4-bit (``width`` 4) or byte (8) codes: rest rows 0…ROWS−1 ×
-    (TILES, 1) tiles per step."""
+    (TILES[width], 1) tiles per step."""
     head = ("declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)\n"
             "declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)\n")
-    return head + "\n".join(_function(_name(width, r, t), r, t, width) for t in (TILES, 1) for r in range(ROWS))
+    return head + "\n".join(_function(_name(width, r, t), r, t, width) for t in (TILES[width], 1) for r in range(ROWS))
 
 
 # ----------------------------------------------------------------------------------------- compiling
@@ -253,7 +253,8 @@ def _compiled(width: int) -> tuple[object, dict[tuple[int, int], int]]:
     pb.getModulePassManager().run(mod, pb)
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
-    return engine, {(r, t): engine.get_function_address(_name(width, r, t)) for t in (TILES, 1) for r in range(ROWS)}
+    return engine, {(r, t): engine.get_function_address(_name(width, r, t))
+                    for t in (TILES[width], 1) for r in range(ROWS)}
 
 
 def _host_has_bf16() -> bool:
@@ -355,7 +356,7 @@ def _call(typingctx, addr, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def _launch(addr_pair, addr_one, xb, xs, x16, wide, g, wt_p, st_p, zt_p, y_p, bias_p, n_tiles,
+def _launch(addr_step, addr_one, tiles, xb, xs, x16, wide, g, wt_p, st_p, zt_p, y_p, bias_p, n_tiles,
             n_tasks):  # pragma: no cover
     """Σx per (row, group) from the bf16 bits (and 16·x for byte codes: exact, a power of two), then the
     tiles split over ``n_tasks`` parallel tasks."""
@@ -374,17 +375,17 @@ def _launch(addr_pair, addr_one, xb, xs, x16, wide, g, wt_p, st_p, zt_p, y_p, bi
     x_p = np.int64(xb.ctypes.data)
     x16_p = np.int64(x16.ctypes.data) if wide else x_p
     xs_p = np.int64(xs.ctypes.data)
-    steps = n_tiles // TILES
+    steps = n_tiles // tiles
     ldx = np.int64(kp // 2)
     h = np.int64(g // 2)
     for task in numba.prange(n_tasks):
-        a = np.int64(task * steps // n_tasks) * TILES
-        b = np.int64((task + 1) * steps // n_tasks) * TILES
+        a = np.int64(task * steps // n_tasks) * tiles
+        b = np.int64((task + 1) * steps // n_tasks) * tiles
         if b > a:
-            _call(addr_pair, a, b, wt_p, st_p, zt_p, x_p, ldx, xs_p, np.int64(n_groups), h, y_p,
+            _call(addr_step, a, b, wt_p, st_p, zt_p, x_p, ldx, xs_p, np.int64(n_groups), h, y_p,
                   np.int64(n_tiles * LANES), nch, bias_p, x16_p)
-    if n_tiles % TILES:
-        _call(addr_one, np.int64(n_tiles - 1), np.int64(n_tiles), wt_p, st_p, zt_p, x_p, ldx, xs_p,
+    if n_tiles % tiles:  # the last tiles one at a time
+        _call(addr_one, np.int64(steps * tiles), np.int64(n_tiles), wt_p, st_p, zt_p, x_p, ldx, xs_p,
               np.int64(n_groups), h, y_p, np.int64(n_tiles * LANES), nch, bias_p, x16_p)
 
 
@@ -423,7 +424,8 @@ def bf16_mm(x: torch.Tensor, wt: torch.Tensor, st: torch.Tensor, zt: torch.Tenso
     x16 = np.empty((m, kp), np.uint16) if width == 8 else _NO_X16
     _, addr = _compiled(width)
     rest = m % ROWS
-    tasks = max(1, min(numba.get_num_threads(), torch.get_num_threads(), t // TILES))
-    _launch(addr[(rest, TILES)], addr[(rest, 1)], xp.view(torch.uint16).numpy(), xs, x16, width == 8, g,
+    tiles = TILES[width]
+    tasks = max(1, min(numba.get_num_threads(), torch.get_num_threads(), t // tiles))
+    _launch(addr[(rest, tiles)], addr[(rest, 1)], tiles, xp.view(torch.uint16).numpy(), xs, x16, width == 8, g,
             wt.data_ptr(), st.data_ptr(), zt.data_ptr(), y.data_ptr(), b.data_ptr(), t, tasks)
     return y
