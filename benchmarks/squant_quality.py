@@ -143,7 +143,7 @@ def main() -> None:
             m = copy.deepcopy(model)
             row_sum, row_sq = replace_weights_(m, fn)
             ppl, _ = perplexity(m, batches)
-            print(f"| W{bits}A16 | {label} | {ppl:.3f} | {100 * (ppl / base - 1):+.2f}% | {row_sum:.3f} | "
+            print(f"| W{bits}A16 | {label} | {ppl:.3f} | {100 * (ppl / base - 1):+.3f}% | {row_sum:.3f} | "
                   f"{row_sq:.2f} |", flush=True)
         for g in args.groups:
             for label, cfg in (("RTN (weight_only)", WeightOnlyConfig(bits_w=bits, group_size=g)),
@@ -153,7 +153,7 @@ def main() -> None:
                 m = copy.deepcopy(model)
                 quantize_(m, cfg)
                 ppl, _ = perplexity(m, batches)
-                print(f"| W{bits}A16 g{g or 'row'} (packed) | {label} | {ppl:.3f} | {100 * (ppl / base - 1):+.2f}% "
+                print(f"| W{bits}A16 g{g or 'row'} (packed) | {label} | {ppl:.3f} | {100 * (ppl / base - 1):+.3f}% "
                       f"| | |", flush=True)
 
 
