@@ -8,8 +8,10 @@ each linear weight (the LM head excepted, as in `quantize`) is replaced by its d
 the model runs in float32: the rows isolate the weight error. Printed per row: perplexity on MODEL_DIR's
 valid.txt, its change against fp32, and the mean over rows of |Σ_i δ_i| (the output-channel error sum in
 units of the scale, which SQuant bounds by 0.5) and of ‖δ‖² (the element error RTN minimises).
-"SQuant + norm moments" (``stats="norm"``, the method's default) rounds the linears fed by a LayerNorm for
-the input moments μ = β, v = γ² of that norm and the others by plain SQuant; "SQuant" is ``stats="none"``.
+"SQuant + norm moments" (``stats="norm"``) rounds the linears fed by a LayerNorm for the input moments
+μ = β, v = γ² of that norm and the others by plain SQuant; "SQuant + sampled moments" (``stats="sampled"``,
+the method's default) rounds every linear for the input moments on text the model sampled itself;
+"SQuant" is ``stats="none"``.
 ``--groups 128`` adds rows for the real packed weight-only layers, RTN (``weight_only``) vs SQuant with the
 same group-wise asymmetric scales and zero points. ``--layers BITS`` then prints, per linear, the output error ‖X·(Ŵ − W)ᵀ‖/‖X·Wᵀ‖ of RTN and SQuant on the
 inputs of one held-out batch, with the mean of the inputs relative to their spread (SQuant's row-sum
@@ -29,7 +31,7 @@ from scalinglab.quant import find_linears, quantize_
 from scalinglab.quant.apply import find_norm_pairs
 from scalinglab.quant.calibrate import linear_weight
 from scalinglab.quant.evaluate import perplexity
-from scalinglab.quant.methods.squant import SQuantConfig, norm_moments
+from scalinglab.quant.methods.squant import SQuantConfig, norm_moments, sampled_moments
 from scalinglab.quant.methods.weight_only import WeightOnlyConfig
 from scalinglab.quant.models import (
     context_length,
@@ -54,6 +56,11 @@ def norm_hints(model) -> dict[str, dict]:
     cfg = SQuantConfig(stats="norm")
     return {k: v for norm, names in pairs.items()
             for k, v in norm_moments(modules[norm], {n: linears[n] for n in names}, cfg).items()}
+
+
+def sampled_hints(model) -> dict[str, dict]:
+    """{linear name: {"mean", "var"}} on text the model samples itself (``stats="sampled"``)."""
+    return sampled_moments(model, find_linears(model, SKIP), SQuantConfig(stats="sampled"), forward_logits)
 
 
 def moment_weight(w: torch.Tensor, bits: int, hint: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,21 +93,22 @@ def layer_table(model, batch, bits: int, kernel_size: int = 1) -> None:
     from scalinglab.quant.models import forward_logits
 
     linears = find_linears(model, SKIP)
-    hints = norm_hints(model)
+    hints, sampled = norm_hints(model), sampled_hints(model)
     inputs = {}
     hooks = [m.register_forward_pre_hook(lambda _m, a, n=n: inputs.__setitem__(n, a[0].reshape(-1, a[0].shape[-1])))
              for n, m in linears.items()]
     forward_logits(model, batch)
     for h in hooks:
         h.remove()
-    print(f"\n| layer | input mean / rms | RTN W{bits} output error | SQuant W{bits} | SQuant + norm moments |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\n| layer | input mean / rms | RTN W{bits} output error | SQuant W{bits} | SQuant + norm moments "
+          "| SQuant + sampled moments |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, m in linears.items():
         x, w = inputs[name].float(), linear_weight(m).detach().float()
         y = x @ w.T
         errs = []
         for q, s in (quantize_weight(w, bits), squant_weight(w, bits, kernel_size),
-                     moment_weight(w, bits, hints.get(name))):
+                     moment_weight(w, bits, hints.get(name)), moment_weight(w, bits, sampled.get(name))):
             errs.append(float((x @ (q.float() * s[:, None] - w).T).norm() / y.norm()))
         ratio = float(x.mean(0).norm() / x.pow(2).mean(0).sqrt().norm())
         print(f"| {name} | {ratio:.2f} | " + " | ".join(f"{100 * e:.2f}%" for e in errs) + " |")
@@ -123,7 +131,7 @@ def main() -> None:
     tok = load_tokenizer(args.model_dir)
     seq = min(context_length(model), 512)
     batches = text_to_batches(read_text(args.model_dir / "valid.txt"), tok, seq, args.max_seqs)
-    hints = norm_hints(model)
+    hints, sampled = norm_hints(model), sampled_hints(model)
     if args.layers:
         layer_table(model, batches[0], args.layers)
     if args.layers_only:
@@ -138,7 +146,8 @@ def main() -> None:
         rows = [("RTN", lambda w, _n, b=bits: quantize_weight(w, b))]
         rows += [(f"SQuant (kernel {k})" if k > 1 else "SQuant", lambda w, _n, b=bits, k=k: squant_weight(w, b, k))
                  for k in args.kernel_sizes]
-        rows += [("SQuant + norm moments", lambda w, n, b=bits: moment_weight(w, b, hints.get(n)))]
+        rows += [("SQuant + norm moments", lambda w, n, b=bits: moment_weight(w, b, hints.get(n))),
+                 ("SQuant + sampled moments", lambda w, n, b=bits: moment_weight(w, b, sampled.get(n)))]
         for label, fn in rows:
             m = copy.deepcopy(model)
             row_sum, row_sq = replace_weights_(m, fn)
@@ -149,7 +158,9 @@ def main() -> None:
             for label, cfg in (("RTN (weight_only)", WeightOnlyConfig(bits_w=bits, group_size=g)),
                                ("SQuant", SQuantConfig(bits_w=bits, activations="none", group_size=g, stats="none")),
                                ("SQuant + norm moments", SQuantConfig(bits_w=bits, activations="none", group_size=g,
-                                                                      stats="norm"))):
+                                                                      stats="norm")),
+                               ("SQuant + sampled moments", SQuantConfig(bits_w=bits, activations="none",
+                                                                         group_size=g, stats="sampled"))):
                 m = copy.deepcopy(model)
                 quantize_(m, cfg)
                 ppl, _ = perplexity(m, batches)

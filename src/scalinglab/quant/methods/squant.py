@@ -12,6 +12,9 @@ No calibration: ``scalinglab quantize MODEL --method squant --bits 4 --out DIR``
 ``kernel_size`` (int8 activations; 1 = the paper's fully connected case, SQuant-C over the row) groups
 consecutive inputs into kernels for SQuant-K.
 
+``stats="sampled"``: every linear rounds for the channel means and variances of its inputs on
+``sample_seqs`` sequences of ``sample_len`` tokens that the float model samples itself from random first
+tokens (no data; ``quant/sampled_moments.py``), with :func:`~scalinglab.quant.squant.moment_codes`.
 ``stats="norm"``: a linear fed directly by a norm (attention QKV and MLP up-projection of a pre-LN block)
 takes its inputs' channel means and variances from the norm's affine parameters, μ_j = β_j, v_j = γ_j²
 (still no data), and its codes minimise the expected output error under those moments
@@ -34,18 +37,20 @@ from scalinglab.quant.primitives import amax_to_scale, qmax_for_bits
 from scalinglab.quant.registry import Method, register
 from scalinglab.quant.squant import moment_codes, squant_codes, squant_weight
 
-__all__ = ["SQuantConfig", "norm_moments", "squant_linear"]
+__all__ = ["SQuantConfig", "norm_moments", "sampled_moments", "squant_linear"]
 
 GROUP_SIZES = (0, 32, 64, 128)
-STATS = ("norm", "none")
+STATS = ("sampled", "norm", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SQuantConfig(MethodConfig):
     """bits_w: 8, 6 or 4; activations: "int8" (bits_a-bit dynamic per-token activations) or "none"
     (weight-only, bits_a None); kernel_size: inputs per SQuant-K kernel (int8 activations; 1: none);
-    group_size: weight-only inputs per scale, 32/64/128 (0: one per row); stats: "norm" (linears fed by a
-    norm round for the input moments of the norm's γ and β) or "none" (plain SQuant everywhere)."""
+    group_size: weight-only inputs per scale, 32/64/128 (0: one per row); stats: where the input moments
+    the codes are rounded for come from: "sampled" (text the model samples itself, every linear), "norm"
+    (the γ and β of the norm feeding a linear; the others plain SQuant) or "none" (plain SQuant
+    everywhere); sample_seqs, sample_len: how much text "sampled" draws."""
 
     name: ClassVar[str] = "squant"
     option_fields: ClassVar[dict[str, tuple[str, ...]]] = {"bits": ("bits_w",)}
@@ -55,7 +60,9 @@ class SQuantConfig(MethodConfig):
     activations: str = "int8"
     kernel_size: int = 1
     group_size: int = 0
-    stats: str = "norm"
+    stats: str = "sampled"
+    sample_seqs: int = 32
+    sample_len: int = 128
 
     def validate(self) -> None:
         check_bits("bits_w", self.bits_w)
@@ -68,6 +75,10 @@ class SQuantConfig(MethodConfig):
             raise InputError(f"kernel_size: expected an integer >= 1, got {self.kernel_size!r}")
         check_choice("group_size", self.group_size, GROUP_SIZES)
         check_choice("stats", self.stats, STATS)
+        for name in ("sample_seqs", "sample_len"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 2 <= value <= 4096:
+                raise InputError(f"{name}: expected an integer in [2, 4096], got {value!r}")
         if self.group_size and self.activations != "none":
             raise InputError("group_size: applies to weight-only (activations none); int8 uses one scale per row")
 
@@ -121,7 +132,7 @@ def _weight_only(w: torch.Tensor, bias: torch.Tensor | None, cfg: SQuantConfig,
 def norm_moments(norm: torch.nn.Module, linears: dict[str, torch.nn.Module], cfg: SQuantConfig) -> dict[str, dict]:
     """Input moments of the linears a norm feeds: mean β (zero for a norm without bias, e.g. RMSNorm) and
     variance γ², for every linear whose input width is the norm's."""
-    if cfg.stats == "none":
+    if cfg.stats != "norm":
         return {}
     gamma = norm.weight.detach().float()
     beta = getattr(norm, "bias", None)
@@ -130,4 +141,18 @@ def norm_moments(norm: torch.nn.Module, linears: dict[str, torch.nn.Module], cfg
             if linear_weight(lin).shape[1] == gamma.numel()}
 
 
-METHOD = register(Method(config=SQuantConfig, linear=squant_linear, pair_hints=norm_moments))
+def sampled_moments(model: torch.nn.Module, linears: dict[str, torch.nn.Module], cfg: SQuantConfig,
+                    forward) -> dict[str, dict]:
+    """Input moments of every linear on ``cfg.sample_seqs`` sequences the model samples itself (seed 0)."""
+    if cfg.stats != "sampled":
+        return {}
+    from scalinglab.quant.models import context_length
+    from scalinglab.quant.sampled_moments import input_moments, sample_sequences
+
+    ids = sample_sequences(model, forward, cfg.sample_seqs, min(cfg.sample_len, context_length(model)))
+    moments = input_moments(model, linears, list(ids.split(8)), forward)
+    return {name: {"mean": mean, "var": var} for name, (mean, var) in moments.items()}
+
+
+METHOD = register(Method(config=SQuantConfig, linear=squant_linear, pair_hints=norm_moments,
+                         model_hints=sampled_moments))
