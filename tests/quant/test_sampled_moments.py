@@ -93,3 +93,16 @@ def test_config_errors(kw, needle):
 
     with pytest.raises(InputError, match=needle):
         SQuantConfig(**kw)
+
+
+def test_default_stats_follow_the_scale_layout():
+    import json
+
+    from scalinglab.quant.methods.squant import SQuantConfig
+
+    assert SQuantConfig(bits_w=4).stats == "sampled"
+    assert SQuantConfig(bits_w=4, activations="none").stats == "sampled"  # one scale per row
+    grouped = SQuantConfig(bits_w=4, activations="none", group_size=128)
+    assert grouped.stats == "none"
+    assert SQuantConfig(bits_w=4, activations="none", group_size=32, stats="sampled").stats == "sampled"
+    assert SQuantConfig.from_dict(json.loads(json.dumps(grouped.to_dict()))) == grouped

@@ -43,8 +43,9 @@ def quantize_cmd(
     alpha: float = typer.Option(None, "--alpha", help="SmoothQuant migration strength (default 0.5)."),
     threshold: float = typer.Option(None, "--threshold", help="LLM.int8 outlier magnitude (default 6)."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="rtn: per-tensor weight and activation scales."),
-    stats: str = typer.Option(None, "--stats", help="squant: input moments to round for, sampled (text the model "
-                                                     "samples itself; default), norm (the norm's γ, β) or none."),
+    stats: str = typer.Option(None, "--stats", help="squant: input moments to round for: sampled (text the model "
+                                                     "samples itself; default with one scale per row), norm (the "
+                                                     "norm's γ, β) or none (plain SQuant; default with groups)."),
     analyze: bool = typer.Option(False, "--analyze", help="Print the per-layer outlier table."),
     max_loss: str = typer.Option(None, "--max-loss-increase",
                                  help="--method auto: loss budget vs the float model, 0.5% or 0.005."),
