@@ -106,3 +106,13 @@ def test_default_stats_follow_the_scale_layout():
     assert grouped.stats == "none"
     assert SQuantConfig(bits_w=4, activations="none", group_size=32, stats="sampled").stats == "sampled"
     assert SQuantConfig.from_dict(json.loads(json.dumps(grouped.to_dict()))) == grouped
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_kv_cache_sampling_equals_full_recompute(arch):
+    from .tiny_models import build_model
+
+    model = build_model(arch)
+    fast = sample_sequences(model, forward_logits, 4, 20, seed=1)
+    slow = sample_sequences(model, forward_logits, 4, 20, seed=1, cache=False)
+    assert torch.equal(fast, slow)

@@ -12,6 +12,7 @@ channel over every sampled token.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -23,18 +24,37 @@ Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def sample_sequences(model: nn.Module, forward: Forward, n_seqs: int, length: int, seed: int = 0) -> torch.Tensor:
+def sample_sequences(model: nn.Module, forward: Forward, n_seqs: int, length: int, seed: int = 0,
+                     cache: bool = True) -> torch.Tensor:
     """(n_seqs × length) token ids sampled from ``model``: a uniformly random first token, then each next token
-    drawn from the softmax of the model's logits at the last position (full recompute per step, no cache)."""
+    drawn from the softmax of the model's logits at the last position. Hugging Face models that return a
+    KV cache are stepped with it (``cache``); other models recompute the whole prefix per step."""
     device = next((t.device for t in model.parameters()), torch.device("cpu"))
     gen = torch.Generator().manual_seed(seed)
     vocab = forward(model, torch.zeros(1, 1, dtype=torch.long, device=device)).shape[-1]
     ids = torch.randint(0, vocab, (n_seqs, 1), generator=gen)
+    past, key = None, _cache_argument(model) if cache else None
     for _ in range(length - 1):
-        logits = forward(model, ids.to(device))[:, -1].float().cpu()
-        nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen)
-        ids = torch.cat([ids, nxt], dim=1)
+        if past is not None:
+            out = model(input_ids=ids[:, -1:].to(device), use_cache=True, **{key: past})
+            logits, past = out.logits[:, -1], out.get(key)
+        elif key is not None:
+            out = model(input_ids=ids.to(device), use_cache=True)
+            logits, past = out.logits[:, -1], out.get(key)
+        else:
+            logits = forward(model, ids.to(device))[:, -1]
+        probs = torch.softmax(logits.float().cpu(), dim=-1)
+        ids = torch.cat([ids, torch.multinomial(probs, 1, generator=gen)], dim=1)
     return ids.to(device)
+
+
+def _cache_argument(model: nn.Module) -> str | None:
+    """The keyword a transformers causal LM takes its KV cache by (``cache`` from transformers 5,
+    ``past_key_values`` before), or None for other models (ladder checkpoints: recompute)."""
+    if getattr(model, "config", None) is None or not hasattr(model, "prepare_inputs_for_generation"):
+        return None
+    params = inspect.signature(model.forward).parameters
+    return next((k for k in ("cache", "past_key_values") if k in params), None)
 
 
 @torch.no_grad()
