@@ -109,3 +109,16 @@ def test_norm_fed_linears_get_moment_codes(arch):
     modules = dict(model.named_modules())
     for name, codes in expected.items():
         assert torch.equal(modules[name].codes().T, codes), name
+
+
+def test_stats_flag(gpt2_dir, tmp_path, capsys):
+    from scalinglab.quant.io import load_quantized
+
+    out = tmp_path / "sq-norm"
+    code, _, err = _run(["quantize", str(gpt2_dir), "--method", "squant", "--bits", "4", "--stats", "norm",
+                         "--out", str(out)], capsys)
+    assert code == 0, err
+    assert load_quantized(out)[1]["config"]["stats"] == "norm"
+    code, _, err = _run(["quantize", str(gpt2_dir), "--method", "rtn", "--stats", "norm", "--out",
+                         str(tmp_path / "r")], capsys)
+    assert code == 2 and "--stats" in err

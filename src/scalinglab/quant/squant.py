@@ -40,9 +40,10 @@ error of element j of one output row (s_j its scale). The output error Σ_j a_j 
     E[(Σ_j a_j x_j)²] = Var(Σ_j a_j x_j) + (E[Σ_j a_j x_j])² = Σ_j v_j a_j² + (Σ_j μ_j a_j)²,
 
 a diagonal term (what RTN minimises when all v_j are equal) plus the square of a μ-weighted channel sum
-(SQuant's channel term when all μ_j are equal): SQuant's CASE with per-channel weights. Without data the
-norm gives the moments: ẑ has, per token, mean 0 and variance 1 across channels, so taking E[ẑ_j] ≈ 0
-and E[ẑ_j²] ≈ 1 per channel, μ_j = β_j and v_j = γ_j². With c_j = v_j s_j², b_j = μ_j s_j and
+(SQuant's channel term when all μ_j are equal): SQuant's CASE with per-channel weights. The moments come
+from the caller, without data: from the norm (ẑ has, per token, mean 0 and variance 1 across channels;
+taking E[ẑ_j] ≈ 0 and E[ẑ_j²] ≈ 1 per channel gives μ_j = β_j and v_j = γ_j²), or measured on text the
+model samples itself (``quant/sampled_moments.py``), which also covers the linears no norm feeds. With c_j = v_j s_j², b_j = μ_j s_j and
 E = Σ_j b_j δ_j, flipping element j's rounding (δ_j → δ_j − sign δ_j) adds c_j (1 − 2|δ_j|) ≥ 0 to the
 diagonal term and moves E by −sign(δ_j) b_j. Starting from RTN, the flips that move E toward zero are
 ranked by ρ_j = c_j (1 − 2|δ_j|) / |b_j| — diagonal cost per unit of |E| removed, the greedy order of
