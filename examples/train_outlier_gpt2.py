@@ -42,6 +42,8 @@ def main() -> None:
     ap.add_argument("--corpus", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--max-steps", type=int, default=None,
+                    help="stop after this many steps; the LR schedule then runs on steps instead of minutes")
     ap.add_argument("--n-layer", type=int, default=4)
     ap.add_argument("--n-embd", type=int, default=256)
     ap.add_argument("--vocab", type=int, default=2048)
@@ -86,9 +88,9 @@ def main() -> None:
     warmup = 100 if args.init is None else 20
     while True:
         elapsed = time.perf_counter() - t0
-        if elapsed > budget:
+        if elapsed > budget or (args.max_steps is not None and step >= args.max_steps):
             break
-        frac = elapsed / budget
+        frac = elapsed / budget if args.max_steps is None else step / args.max_steps
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr

@@ -155,6 +155,11 @@ def quantize_(model: nn.Module, config: MethodConfig, *, calib: Sequence[torch.T
     if method.pair_rewrite is not None:
         pairs, hints = rewrite_pairs_(model, method, config, linears, stats, batches[0], forward)
     modules = dict(model.named_modules())
+    if method.pair_hints is not None:
+        for norm_name, lin_names in find_norm_pairs(model, linears, batches[0], forward).items():
+            hints.update(method.pair_hints(modules[norm_name], {n: linears[n] for n in lin_names}, config))
+    if method.model_hints is not None:
+        hints.update(method.model_hints(model, linears, config, forward))
     for name, lin in linears.items():
         w = linear_weight(lin).detach().float()
         bias = None if lin.bias is None else lin.bias.detach().float()

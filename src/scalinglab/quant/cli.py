@@ -43,6 +43,9 @@ def quantize_cmd(
     alpha: float = typer.Option(None, "--alpha", help="SmoothQuant migration strength (default 0.5)."),
     threshold: float = typer.Option(None, "--threshold", help="LLM.int8 outlier magnitude (default 6)."),
     per_tensor: bool = typer.Option(False, "--per-tensor", help="rtn: per-tensor weight and activation scales."),
+    stats: str = typer.Option(None, "--stats", help="squant: input moments to round for: sampled (text the model "
+                                                     "samples itself; default with one scale per row), norm (the "
+                                                     "norm's γ, β) or none (plain SQuant; default with groups)."),
     analyze: bool = typer.Option(False, "--analyze", help="Print the per-layer outlier table."),
     max_loss: str = typer.Option(None, "--max-loss-increase",
                                  help="--method auto: loss budget vs the float model, 0.5% or 0.005."),
@@ -62,7 +65,7 @@ def quantize_cmd(
         from scalinglab.quant.auto import run_auto
 
         for flag, value in (("--bits", bits), ("--activations", activations), ("--group-size", group_size),
-                            ("--alpha", alpha), ("--threshold", threshold)):
+                            ("--alpha", alpha), ("--threshold", threshold), ("--stats", stats)):
             if value is not None:
                 raise InputError(f"{flag}: --method auto chooses it; leave it out")
         raise typer.Exit(run_auto(model_dir, out, data, max_loss, calib, seq_len, max_seqs, n_seqs, try_all))
@@ -72,7 +75,7 @@ def quantize_cmd(
         if value is not None:
             raise InputError(f"{flag}: applies to --method auto only")
     config = config_for(method, bits=bits, activations=activations, group_size=group_size, alpha=alpha,
-                        threshold=threshold, per_tensor=per_tensor or None)
+                        threshold=threshold, per_tensor=per_tensor or None, stats=stats)
     summary = quantize_dir(model_dir, out, calib, config, n_seqs=n_seqs, seq_len=seq_len, analyze=analyze,
                            threshold=getattr(config, "threshold", OUTLIER_THRESHOLD))
     if analyze:

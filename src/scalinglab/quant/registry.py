@@ -37,6 +37,12 @@ class Method:
                   linears pair of the float model in place so that its float outputs do not change
                   (``quantize_`` checks this and rolls back); may replace entries of ``stats`` by the
                   statistics of the rewritten inputs; the hints are passed on to ``linear``
+    pair_hints:   optional, read-only; ``(norm, {name: linear}, config) → {name: hints}`` from each norm →
+                  linears pair without changing the model (SQuant's input moments from the norm's affine
+                  parameters); the hints are passed on to ``linear``
+    model_hints:  optional, read-only; ``(model, {name: linear}, config, forward) → {name: hints}`` from the
+                  whole float model before any linear is swapped (SQuant's input moments from text the
+                  model samples itself); the hints are passed on to ``linear``
     also_serves:  (name, activations) pairs of ``--method`` / ``--activations`` that mean this method,
                   e.g. ``("rtn", "none")`` for round-to-nearest weight-only
     """
@@ -44,6 +50,8 @@ class Method:
     config: type[MethodConfig]
     linear: Callable[..., Any]
     pair_rewrite: Callable[..., dict[str, dict]] | None = None
+    pair_hints: Callable[..., dict[str, dict]] | None = None
+    model_hints: Callable[..., dict[str, dict]] | None = None
     also_serves: tuple[tuple[str, str], ...] = ()
 
 

@@ -31,6 +31,28 @@ kernel bound |Σ_group δ| < 1. The last group of a row may be shorter.
 
 Codes stay in their range ([−qmax, qmax], or [0, 2^b − 1] for asymmetric codes with a zero point): an
 element at the range's edge is never flipped outward.
+Input moments (``moment_codes``). The row sum Σδ is the right quantity when every input of the row is the
+same (the paper's ReLU conv nets, where a channel's inputs share one positive mean); a transformer linear
+fed by a LayerNorm sees x_j = γ_j ẑ_j + β_j, ẑ the normalised residual stream. Let the inputs have
+channel means μ_j and variances v_j, independent across channels, and write a_j = s_j δ_j for the weight
+error of element j of one output row (s_j its scale). The output error Σ_j a_j x_j then has
+
+    E[(Σ_j a_j x_j)²] = Var(Σ_j a_j x_j) + (E[Σ_j a_j x_j])² = Σ_j v_j a_j² + (Σ_j μ_j a_j)²,
+
+a diagonal term (what RTN minimises when all v_j are equal) plus the square of a μ-weighted channel sum
+(SQuant's channel term when all μ_j are equal): SQuant's CASE with per-channel weights. The moments come
+from the caller, without data: from the norm (ẑ has, per token, mean 0 and variance 1 across channels;
+taking E[ẑ_j] ≈ 0 and E[ẑ_j²] ≈ 1 per channel gives μ_j = β_j and v_j = γ_j²), or measured on text the
+model samples itself (``quant/sampled_moments.py``), which also covers the linears no norm feeds. With c_j = v_j s_j², b_j = μ_j s_j and
+E = Σ_j b_j δ_j, flipping element j's rounding (δ_j → δ_j − sign δ_j) adds c_j (1 − 2|δ_j|) ≥ 0 to the
+diagonal term and moves E by −sign(δ_j) b_j. Starting from RTN, the flips that move E toward zero are
+ranked by ρ_j = c_j (1 − 2|δ_j|) / |b_j| — diagonal cost per unit of |E| removed, the greedy order of
+this knapsack-like problem — and the prefix of that ranking with the smallest objective
+Σ c_j δ_j² + (|E| − Σ_taken |b_j|)² is taken (none if no prefix beats RTN). With all c_j and b_j equal
+the ranking is SQuant's (largest |δ| first) and the stopping rule keeps |E| ≤ 1 − |δ_next| in steps
+instead of SQuant's 0.5, since a flip then has to pay for its own element error. Guarantees: the
+objective never exceeds RTN's, and |E| never exceeds |E_RTN|.
+
 With absmax scales nothing is clamped, so all bounds above hold exactly; with a smaller (clipping) scale
 the clamped elements keep their larger error and the bounds apply to the rest.
 """
@@ -41,7 +63,7 @@ import torch
 
 from scalinglab.quant.primitives import amax_to_scale, qmax_for_bits
 
-__all__ = ["squant_codes", "squant_weight"]
+__all__ = ["squant_codes", "squant_weight", "moment_codes", "moment_objective"]
 
 
 def _ranks(priority: torch.Tensor) -> torch.Tensor:
@@ -133,3 +155,59 @@ def squant_weight(w: torch.Tensor, bits: int, kernel_size: int = 1) -> tuple[tor
     w = w.detach().float()
     scale = amax_to_scale(w.abs().amax(dim=1), qmax)
     return squant_codes(w, scale[:, None], bits, kernel_size), scale.contiguous()
+
+
+def moment_objective(delta: torch.Tensor, scale: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """Expected squared output error per row, Σ_j v_j (s_j δ_j)² + (Σ_j μ_j s_j δ_j)², for rounding errors
+    δ (out × in, in steps), scales s (broadcastable) and input channel means μ and variances v (in,)."""
+    a = delta * scale
+    return (a.pow(2) * var).sum(1) + (a * mean).sum(1).pow(2)
+
+
+def moment_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, mean: torch.Tensor, var: torch.Tensor,
+                 zero: torch.Tensor | None = None) -> torch.Tensor:
+    """Codes of W (out × in) that lower the expected output error for inputs with channel means μ = ``mean``
+    and variances v = ``var`` (both (in,)); see the module docstring ("Input moments").
+
+    Start from round-to-nearest; per row, with c_j = v_j s_j², b_j = μ_j s_j and E = Σ_j b_j δ_j, the
+    candidates are the elements whose flip moves E toward zero (sign(δ_j)·b_j has E's sign), ranked by
+    ρ_j = c_j (1 − 2|δ_j|) / |b_j| (element-error increase per unit of |E| removed); the flips taken are the
+    prefix of that ranking that minimises Σ_j c_j δ_j² + E². Same code ranges and dtypes as
+    :func:`squant_codes`.
+    """
+    if w.dim() != 2:
+        raise ValueError(f"moment_codes expects a 2-D weight (out × in), got shape {tuple(w.shape)}")
+    n_out, n_in = w.shape
+    if mean.shape != (n_in,) or var.shape != (n_in,):
+        raise ValueError(f"mean and var must have shape ({n_in},), got {tuple(mean.shape)}, {tuple(var.shape)}")
+    x = w.detach().float() / scale.float()
+    if zero is None:
+        qmin, qmax = -qmax_for_bits(bits), qmax_for_bits(bits)
+    else:
+        qmin, qmax = 0, 2**bits - 1
+        x = x + zero.float()
+    q = torch.clamp(torch.round(x), qmin, qmax)
+    delta = q - x
+    s = scale.float().expand(n_out, n_in)
+    c = var.float().clamp_min(0) * s.pow(2)
+    b = mean.float() * s
+    e = (b * delta).sum(1, keepdim=True)  # (out, 1)
+    step = -torch.sign(delta)  # a flip moves δ_j by this, and E by step·b_j
+    reduces = (step * b * torch.sign(e)) < 0
+    in_range = torch.where(step > 0, q < qmax, q > qmin) & (step != 0)
+    cand = reduces & in_range
+    gain = torch.where(cand, b.abs(), 0.0)  # |E| removed by the flip
+    cost = torch.where(cand, c * (1 - 2 * delta.abs()), 0.0)  # element-error increase
+    ratio = torch.where(cand, cost / gain.clamp_min(torch.finfo(torch.float32).tiny), torch.inf)
+    order = torch.sort(ratio, dim=1, stable=True).indices
+    g_sorted, c_sorted = gain.gather(1, order), cost.gather(1, order)
+    # objective change after the first k flips (k = 0 … n_in): Σ cost + (|E| − Σ gain)² − |E|²
+    zeros = torch.zeros(n_out, 1)
+    cum_g = torch.cat([zeros, g_sorted.cumsum(1)], 1)
+    cum_c = torch.cat([zeros, c_sorted.cumsum(1)], 1)
+    obj = cum_c + (e.abs() - cum_g).pow(2)
+    k = obj.argmin(1, keepdim=True)  # first minimum: no flip unless it helps
+    take = torch.zeros_like(cand)
+    take.scatter_(1, order, torch.arange(n_in).expand(n_out, n_in) < k)
+    q = q + take * step
+    return q.to(torch.int8 if zero is None else torch.int16)
