@@ -33,11 +33,12 @@ codes of inputs 2p (low nibble) and 2p + 1 (high nibble) of row 16t + n — one 
 ``<32 x bf16>`` operand whose lane n is the pair (k, k + 1) of row n, multiplied by the broadcast
 activation pair (x_k, x_{k+1}). Byte codes: 32 bytes per (tile, group, pair), bytes 2n and 2n + 1 the
 codes of inputs 2p and 2p + 1 of row n. Steps (float16) and zero points (uint8) are regrouped the same way,
-16 per (tile, group). The micro-kernel keeps 8 rows of x × 2 tiles (16 fp32 accumulators) in registers,
-so each unpacked weight vector feeds 8 dot products and each broadcast activation pair 2; the 8-row
-chunks of x loop inside the tile loop, so a tile's codes are read from memory once per call. Measured
-on AMD EPYC (Zen 5), one thread, W4: 1.3–1.9× bf16 ``F.linear`` at M = 16, 1.8–4.8× at M = 1
-(benchmarks/weight_only.py prints the current figures).
+16 per (tile, group). The micro-kernel keeps 8 rows of x × 3 tiles (24 fp32 accumulators; 2 tiles for
+byte codes, whose two operands per tile need the registers) in registers, so each unpacked weight vector
+feeds 8 dot products and each broadcast activation pair 3; the 8-row chunks of x loop inside the tile
+loop, so a tile's codes are read from memory once per call. Measured on AMD EPYC (Zen 5), one thread, W4:
+1.3–2.2× bf16 ``F.linear`` at M = 16, 2.0–5.7× at M = 1 (benchmarks/weight_only.py prints the current
+figures).
 
 Requirements: out_features a multiple of 16, a CPU with AVX-512 BF16 (and llvmlite able to target it).
 :func:`available` also runs the compiled code once per code width against the plain reference.
