@@ -86,3 +86,28 @@ def test_weight_only_from_the_cli(gpt2_dir, tmp_path, capsys):
                               "--max-seqs", "4", "--json"], capsys)
     assert code == 0, err
     assert json.loads(stdout)["quantization"] == "weight_only W4A16 g32"
+
+
+def test_bf16_evaluation_of_float_and_weight_only_dirs(gpt2_dir, tmp_path, capsys):
+    """Weight-only checkpoints are A16: --dtype bfloat16 runs them with bf16 activations (the bf16 kernels);
+    int8-activation checkpoints are refused in one line."""
+    out, w8a8 = tmp_path / "w4", tmp_path / "w8a8"
+    for argv in (["--method", "rtn", "--activations", "none", "--bits", "4", "--group-size", "32", "--out", str(out)],
+                 ["--method", "rtn", "--bits", "8", "--out", str(w8a8)]):
+        code, _, err = _run(["quantize", str(gpt2_dir), *argv, "--seq-len", "32"], capsys)
+        assert code == 0, err
+    res = {}
+    for d, dtype in ((gpt2_dir, "float32"), (gpt2_dir, "bfloat16"), (out, "float32"), (out, "bfloat16")):
+        code, stdout, err = _run(["evaluate", str(d), "--data", str(gpt2_dir / "calib.txt"), "--seq-len", "32",
+                                  "--max-seqs", "4", "--dtype", dtype, "--json"], capsys)
+        assert code == 0, err
+        res[d, dtype] = json.loads(stdout)
+    assert res[out, "bfloat16"]["quantization"] == "weight_only W4A16 g32, bf16 activations"
+    assert res[out, "bfloat16"]["weight_bytes"] < res[gpt2_dir, "bfloat16"]["weight_bytes"]  # codes not recast
+    # bf16 activations move the loss by about as much for the W4 model as for the float one
+    shift_fp = res[gpt2_dir, "bfloat16"]["perplexity"] / res[gpt2_dir, "float32"]["perplexity"]
+    shift_w4 = res[out, "bfloat16"]["perplexity"] / res[out, "float32"]["perplexity"]
+    assert abs(shift_fp - 1) < 0.02 and abs(shift_w4 - 1) < 0.02
+    code, _, err = _run(["evaluate", str(w8a8), "--data", str(gpt2_dir / "calib.txt"), "--seq-len", "32",
+                         "--dtype", "bfloat16"], capsys)
+    assert code == 2 and "int8-activation" in err and "Traceback" not in err

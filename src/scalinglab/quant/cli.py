@@ -88,7 +88,7 @@ def evaluate_cmd(
     data: Path = typer.Option(..., "--data", help="Held-out text file."),
     seq_len: int = typer.Option(0, "--seq-len", help="Tokens per sequence (0: the model's context)."),
     max_seqs: int = typer.Option(0, "--max-seqs", help="Cap on evaluated sequences (0: all)."),
-    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (float checkpoints only)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | bfloat16 (float and weight-only checkpoints)."),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when torch sees a GPU) | cpu | cuda."),
 ) -> None:

@@ -96,10 +96,13 @@ def evaluate_dir(model_dir: Path, data: Path, seq_len: int = 0, max_seqs: int | 
     text = read_text(data)
     model, label = load_any(model_dir)
     if dtype == "bfloat16":
-        if label != "none":
-            raise InputError("--dtype bfloat16 applies to float checkpoints only")
-        model = model.to(torch.bfloat16)
-        label = "bf16"
+        from scalinglab.quant.linear import QuantLinear
+
+        if any(isinstance(m, QuantLinear) for m in model.modules()):
+            raise InputError(f"--dtype bfloat16 applies to float and weight-only checkpoints; {model_dir} holds "
+                             f"int8-activation layers ({label})")
+        model = model.to(torch.bfloat16)  # weight-only layers keep their stored codes, steps and bias
+        label = "bf16" if label == "none" else f"{label}, bf16 activations"
     tok = load_tokenizer(model_dir)
     seq_len = _resolve_seq_len(seq_len, model)
     batches = text_to_batches(text, tok, seq_len, max_seqs, source=str(data))
