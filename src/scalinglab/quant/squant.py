@@ -66,6 +66,19 @@ from scalinglab.quant.primitives import amax_to_scale, qmax_for_bits
 __all__ = ["squant_codes", "squant_weight", "moment_codes", "moment_objective"]
 
 
+def _round_to_nearest(w: torch.Tensor, scale: torch.Tensor, zero: torch.Tensor | None, bits: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The starting point of every flip: x = W/s (+ z for asymmetric codes), q = clamp(round(x)) and the
+    code range [qmin, qmax] (symmetric ±qmax, or [0, 2^bits − 1] with a zero point)."""
+    x = w.detach().float() / scale.float()
+    if zero is None:
+        qmin, qmax = -qmax_for_bits(bits), qmax_for_bits(bits)
+    else:
+        qmin, qmax = 0, 2**bits - 1
+        x = x + zero.float()
+    return x, torch.clamp(torch.round(x), qmin, qmax), qmin, qmax
+
+
 def _ranks(priority: torch.Tensor) -> torch.Tensor:
     """Position of each element when its last axis is sorted by priority, largest first (ties: lower index
     first); ``rank < k`` then selects the k largest."""
@@ -99,13 +112,7 @@ def squant_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, kernel_size: i
         raise ValueError(f"squant_codes expects a 2-D weight (out × in), got shape {tuple(w.shape)}")
     if kernel_size < 1:
         raise ValueError(f"kernel_size must be >= 1, got {kernel_size}")
-    x = w.detach().float() / scale.float()
-    if zero is None:
-        qmin, qmax = -qmax_for_bits(bits), qmax_for_bits(bits)
-    else:
-        qmin, qmax = 0, 2**bits - 1
-        x = x + zero.float()
-    q = torch.clamp(torch.round(x), qmin, qmax)
+    x, q, qmin, qmax = _round_to_nearest(w, scale, zero, bits)
     n_out, n_in = q.shape
     n_k = -(-n_in // kernel_size)
     pad = n_k * kernel_size - n_in
@@ -180,13 +187,7 @@ def moment_codes(w: torch.Tensor, scale: torch.Tensor, bits: int, mean: torch.Te
     n_out, n_in = w.shape
     if mean.shape != (n_in,) or var.shape != (n_in,):
         raise ValueError(f"mean and var must have shape ({n_in},), got {tuple(mean.shape)}, {tuple(var.shape)}")
-    x = w.detach().float() / scale.float()
-    if zero is None:
-        qmin, qmax = -qmax_for_bits(bits), qmax_for_bits(bits)
-    else:
-        qmin, qmax = 0, 2**bits - 1
-        x = x + zero.float()
-    q = torch.clamp(torch.round(x), qmin, qmax)
+    x, q, qmin, qmax = _round_to_nearest(w, scale, zero, bits)
     delta = q - x
     s = scale.float().expand(n_out, n_in)
     c = var.float().clamp_min(0) * s.pow(2)
