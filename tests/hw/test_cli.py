@@ -27,3 +27,9 @@ def test_doctor_json_and_text(monkeypatch):
     assert "int_mm inexact here" in text
     assert "precision auto fp32 at every width" in text and "skipped" in text
     assert "cross-entropy  our kernel where V≥64: never, V≥256: N·V ≥ 262,144" in text
+    from scalinglab.kernels import wo_bf16
+
+    wo = ch["weight_only_bf16"]
+    assert wo["kernel_available"] == {"4": wo_bf16.available(4), "8": wo_bf16.available(8)}
+    assert ("W4 on the bf16 dot-product kernel, every M" in text) == wo_bf16.available(4)
+    assert f"weight-only    bf16 activations: W4 on the {wo['W4']}; W8/W6 on the {wo['W8/W6']}" in text

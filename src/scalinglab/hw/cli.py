@@ -42,8 +42,23 @@ def doctor_report(recalibrate: bool = False) -> dict:
             "auto_bf16_min_width": width,
             "float_default": float_default,
             "cross_entropy_kernel_min_elements": dict(zip(map(str, C.CE_VOCABS), D.ce_min_elements(cal), strict=True)),
+            "weight_only_bf16": _weight_only_bf16(),
         },
     }
+
+
+def _weight_only_bf16() -> dict:
+    """Which kernels weight-only layers with bf16 activations run on here (compiles and self-checks the bf16
+    dot-product kernel when the CPU has AVX-512 BF16)."""
+    from scalinglab.kernels import wo_bf16, wo_torch
+    from scalinglab.quant.weight_only import BYTE_BF16_MAX_M, TORCH_INT4_MAX_M
+
+    kernel = {str(bits): wo_bf16.available(bits) for bits in (4, 8)}
+    w4 = ("bf16 dot-product kernel, every M" if kernel["4"] else
+          f"torch int4 kernel up to M = {TORCH_INT4_MAX_M}, numba kernels above" if wo_torch.available()
+          else "numba kernels")
+    w8 = f"bf16 dot-product kernel up to M = {BYTE_BF16_MAX_M}, numba kernels above" if kernel["8"] else "numba kernels"
+    return {"kernel_available": kernel, "W4": w4, "W8/W6": w8}
 
 
 def format_report(r: dict) -> str:
@@ -89,6 +104,8 @@ def format_report(r: dict) -> str:
         "precision auto " + (f"bf16 from d_model ≥ {width}, fp32 below" if width else "fp32 at every width"),
         f"float default  {ch['float_default']} (faster of the two at M = {cal['gemm_ms'][-1]})",
         f"cross-entropy  our kernel where {ce} (torch below V = {cal['ce_shapes'][0][1]})",
+        f"weight-only    bf16 activations: W4 on the {ch['weight_only_bf16']['W4']}; "
+        f"W8/W6 on the {ch['weight_only_bf16']['W8/W6']}",
     ]
     return "\n".join(lines)
 
