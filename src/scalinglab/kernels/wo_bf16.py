@@ -19,13 +19,12 @@ The first sum runs on ``vdpbf16ps`` (bf16 products are exact in fp32; accumulati
 second is the group's input sum (computed once per row and group), and the step s and zero point z
 enter once per group, in fp32. Nothing is rounded to bf16 but the activations (given) and the output.
 
-Byte codes (8 bits, and 6-bit codes, which are stored one per byte) split into nibbles, c = 16h + l,
-each made a bf16 operand the same way; the high nibbles multiply 16·x (exact in bf16: a power of two),
-the low ones x, into the same accumulator: 16(8 + h/2) + (8 + l/2) = 136 + c/2, so
-
-    Σ_k x_k Ŵ_k = s · (2 Σ_k [16x_k·w'_hk + x_k·w'_lk] − (272 + z) · Σ_k x_k)
-
-— two dot products per pair of codes instead of one.
+Byte codes (8 bits, and 6-bit codes, which are stored one per byte) do not fit that trick (bf16 has 7
+mantissa bits), but every integer 0…255 is exact in bf16 (8 significant bits), so they are converted
+(zero-extend, int → fp32 → bf16, all exact) and Σ_k x_k Ŵ_k = s · (Σ_k x_k q_k − z · Σ_k x_k). The
+conversion costs about what the 4-bit shift/mask/OR does, yet at large M byte codes measured 0.6–0.75×
+bf16 ``F.linear`` against 0.9–1.0× for bf16 tiles, so layers use the kernel for them up to M = 16 only
+(quant/weight_only.py).
 
 Layout (same bytes as the stored format, rearranged while the kernel runs the layer): output rows in
 tiles of 16 (one fp32 lane each); for tile t, group j and input pair p, 16 bytes, byte n holding the
@@ -33,10 +32,9 @@ codes of inputs 2p (low nibble) and 2p + 1 (high nibble) of row 16t + n — one 
 ``<32 x bf16>`` operand whose lane n is the pair (k, k + 1) of row n, multiplied by the broadcast
 activation pair (x_k, x_{k+1}). Byte codes: 32 bytes per (tile, group, pair), bytes 2n and 2n + 1 the
 codes of inputs 2p and 2p + 1 of row n. Steps (float16) and zero points (uint8) are regrouped the same way,
-16 per (tile, group). The micro-kernel keeps 8 rows of x × 3 tiles (24 fp32 accumulators; 2 tiles for
-byte codes, whose two operands per tile need the registers) in registers, so each unpacked weight vector
-feeds 8 dot products and each broadcast activation pair 3; the 8-row chunks of x loop inside the tile
-loop, so a tile's codes are read from memory once per call. Measured on AMD EPYC (Zen 5), one thread, W4:
+16 per (tile, group). The micro-kernel keeps 8 rows of x × 3 tiles (24 fp32 accumulators) in registers,
+so each unpacked weight vector feeds 8 dot products and each broadcast activation pair 3; the 8-row
+chunks of x loop inside the tile loop, so a tile's codes are read from memory once per call. Measured on AMD EPYC (Zen 5), one thread, W4:
 1.3–2.2× bf16 ``F.linear`` at M = 16, 2.0–5.7× at M = 1 (benchmarks/weight_only.py prints the current
 figures).
 
@@ -62,11 +60,11 @@ __all__ = ["LANES", "ROWS", "TILES", "BITS", "available", "eligible", "to_layout
 
 LANES = 16  # output rows per tile: fp32 lanes of one zmm register
 ROWS = 8  # rows of x per micro-kernel chunk
-TILES = {4: 3, 8: 2}  # tiles per micro-kernel step by code width: ROWS × TILES accumulators (+ operands) in 32 registers
+TILES = 3  # tiles per micro-kernel step: ROWS × TILES = 24 accumulators (+ operands) in 32 registers
 BITS = (4, 6, 8)  # 6-bit codes are stored one per byte and run on the byte-code (8-bit) kernel
-_NARGS = 15  # i64 arguments of every generated function (pointers passed as integers)
-_ARGS = ("t0", "t1", "wt", "st", "zt", "x", "ldx", "xs", "G", "H", "y", "ldy", "nch", "bias", "x16")
-_PTRS = ("wt", "st", "zt", "x", "xs", "y", "bias", "x16")
+_NARGS = 14  # i64 arguments of every generated function (pointers passed as integers)
+_ARGS = ("t0", "t1", "wt", "st", "zt", "x", "ldx", "xs", "G", "H", "y", "ldy", "nch", "bias")
+_PTRS = ("wt", "st", "zt", "x", "xs", "y", "bias")
 
 
 def _width(bits: int) -> int:
@@ -76,34 +74,26 @@ def _width(bits: int) -> int:
 
 # ----------------------------------------------------------------------------------------- IR generation
 
-def _operand(p: str, u: int, out: str, first: tuple[str, int], second: tuple[str, int]) -> str:
-    """IR: a 32-bf16 operand %{p}{out}{u} from the i32 lanes %{p}b{u}: the nibble that ``first`` (a shift
-    op and amount) brings to bits 3–6 and the one ``second`` brings to bits 19–22, each ORed with 0x4100
-    — the bf16 pair (8 + a/2, 8 + b/2)."""
-    t = f"%{p}{out}{u}_"
-    (op_a, sh_a), (op_b, sh_b) = first, second
-    return f"""  {t}0 = {op_a} <16 x i32> %{p}b{u}, splat (i32 {sh_a})
-  {t}1 = and <16 x i32> {t}0, splat (i32 120)
-  {t}2 = {op_b} <16 x i32> %{p}b{u}, splat (i32 {sh_b})
-  {t}3 = and <16 x i32> {t}2, splat (i32 7864320)
-  {t}4 = or <16 x i32> {t}1, {t}3
-  {t}5 = or <16 x i32> {t}4, splat (i32 1090535680)
-  %{p}{out}{u} = bitcast <16 x i32> {t}5 to <32 x bfloat>"""
-
-
 def _unpack(p: str, u: int, width: int) -> str:
-    """IR: the codes of tile u at pair %{p}p → bf16 operand(s) %{p}wv{u} (4-bit), or %{p}wl{u} / %{p}wh{u}
-    (low / high nibbles of byte codes)."""
-    vec = "<16 x i8>" if width == 4 else "<16 x i16>"
-    load = f"""  %{p}wi{u} = add i64 %{p}wb{u}, %{p}p
-  %{p}wp{u} = getelementptr {vec}, ptr %wt, i64 %{p}wi{u}
-  %{p}bl{u} = load {vec}, ptr %{p}wp{u}, align 1
-  %{p}b{u} = zext {vec} %{p}bl{u} to <16 x i32>
-"""
-    if width == 4:  # lane = one byte: code 2p in bits 0–3, code 2p + 1 in bits 4–7
-        return load + _operand(p, u, "wv", ("shl", 3), ("shl", 15))
-    # lane = c0 | c1 << 8: low nibbles at bits 0–3 and 8–11, high ones at 4–7 and 12–15
-    return load + _operand(p, u, "wl", ("shl", 3), ("shl", 11)) + "\n" + _operand(p, u, "wh", ("lshr", 1), ("shl", 7))
+    """IR: the codes of tile u at pair %{p}p → the 32-bf16 operand %{p}wv{u}, lane n = the weights of inputs
+    2p and 2p + 1 of row n (as 8 + q/2 for 4-bit codes, as q for byte codes)."""
+    if width == 8:  # bytes 2n, 2n + 1: codes 2p, 2p + 1 of row n, converted exactly
+        return f"""  %{p}wi{u} = add i64 %{p}wb{u}, %{p}p
+  %{p}wp{u} = getelementptr <32 x i8>, ptr %wt, i64 %{p}wi{u}
+  %{p}bl{u} = load <32 x i8>, ptr %{p}wp{u}, align 1
+  %{p}wv{u} = uitofp <32 x i8> %{p}bl{u} to <32 x bfloat>"""
+    # byte n: code 2p in bits 0–3, code 2p + 1 in bits 4–7 → lane (0x4100 | a << 3, 0x4100 | b << 3)
+    return f"""  %{p}wi{u} = add i64 %{p}wb{u}, %{p}p
+  %{p}wp{u} = getelementptr <16 x i8>, ptr %wt, i64 %{p}wi{u}
+  %{p}bl{u} = load <16 x i8>, ptr %{p}wp{u}, align 1
+  %{p}b{u} = zext <16 x i8> %{p}bl{u} to <16 x i32>
+  %{p}lo0{u} = shl <16 x i32> %{p}b{u}, splat (i32 3)
+  %{p}lo{u} = and <16 x i32> %{p}lo0{u}, splat (i32 120)
+  %{p}hi0{u} = shl <16 x i32> %{p}b{u}, splat (i32 15)
+  %{p}hi{u} = and <16 x i32> %{p}hi0{u}, splat (i32 7864320)
+  %{p}w0{u} = or <16 x i32> %{p}lo{u}, %{p}hi{u}
+  %{p}w1{u} = or <16 x i32> %{p}w0{u}, splat (i32 1090535680)
+  %{p}wv{u} = bitcast <16 x i32> %{p}w1{u} to <32 x bfloat>"""
 
 
 def _broadcast(p: str, r: int, src: str, name: str) -> str:
@@ -139,21 +129,14 @@ def _chunk(rows: int, tiles: int, p: str, nxt: str, width: int) -> str:
     for r in rr:  # broadcast the activation pair (x[r, 2k], x[r, 2k+1]) as one i32 (and 16·x for byte codes)
         e(f"  %{p}xr{r} = mul i64 %ldx, {r}\n  %{p}xq{r} = add i64 %{p}xr{r}, %{p}xk")
         e(_broadcast(p, r, "x", "x"))
-        if width == 8:
-            e(_broadcast(p, r, "x16", "y"))
         for u in uu:
-            if width == 4:
-                e(f"  %{p}accn{r}_{u} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> "
-                  f"%{p}acc{r}_{u}, <32 x bfloat> %{p}xb{r}, <32 x bfloat> %{p}wv{u})")
-            else:
-                e(f"  %{p}acch{r}_{u} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> "
-                  f"%{p}acc{r}_{u}, <32 x bfloat> %{p}yb{r}, <32 x bfloat> %{p}wh{u})\n"
-                  f"  %{p}accn{r}_{u} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> "
-                  f"%{p}acch{r}_{u}, <32 x bfloat> %{p}xb{r}, <32 x bfloat> %{p}wl{u})")
+            e(f"  %{p}accn{r}_{u} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> "
+              f"%{p}acc{r}_{u}, <32 x bfloat> %{p}xb{r}, <32 x bfloat> %{p}wv{u})")
     e(f"  %{p}pn = add i64 %{p}p, 1\n  %{p}pc = icmp ult i64 %{p}pn, %H\n"
       f"  br i1 %{p}pc, label %{p}_pair, label %{p}_ge")
     e(f"{p}_ge:")
-    offset = 16.0 if width == 4 else 272.0
+    # Σ x·(q − z) = factor·acc − (offset + z)·Σx: 4-bit operands are 8 + q/2, byte codes are q itself
+    factor, offset = (2.0, 16.0) if width == 4 else (1.0, 0.0)
     for u in uu:  # step s (float16) and offset + z (uint8) of the 16 rows of tile u in this group
         e(f"""  %{p}sp{u} = getelementptr <16 x half>, ptr %st, i64 %{p}tgj{u}
   %{p}sh{u} = load <16 x half>, ptr %{p}sp{u}, align 2
@@ -169,8 +152,8 @@ def _chunk(rows: int, tiles: int, p: str, nxt: str, width: int) -> str:
   %{p}sx{r} = load float, ptr %{p}sxp{r}, align 4
   %{p}si{r} = insertelement <16 x float> poison, float %{p}sx{r}, i64 0
   %{p}ss{r} = shufflevector <16 x float> %{p}si{r}, <16 x float> poison, <16 x i32> zeroinitializer""")
-        for u in uu:  # tot += s · (2·acc − (16 + z)·Σx)
-            e(f"""  %{p}a2{r}_{u} = fmul <16 x float> %{p}accn{r}_{u}, splat (float 2.0)
+        for u in uu:  # tot += s · (factor·acc − (offset + z)·Σx)
+            e(f"""  %{p}a2{r}_{u} = fmul <16 x float> %{p}accn{r}_{u}, splat (float {factor})
   %{p}c{r}_{u} = fmul <16 x float> %{p}zv{u}, %{p}ss{r}
   %{p}d{r}_{u} = fsub <16 x float> %{p}a2{r}_{u}, %{p}c{r}_{u}
   %{p}totn{r}_{u} = call <16 x float> @llvm.fma.v16f32(<16 x float> %{p}sv{u}, <16 x float> %{p}d{r}_{u}, \
@@ -202,7 +185,6 @@ def _function(name: str, rest: int, tiles: int, width: int) -> str:
 
     def rows_at(p: str, first: str) -> str:  # pointers to row ``first`` of x, 16·x, Σx and y for chunk p
         return (f"  %{p}ox = mul i64 {first}, %ldx\n  %x{p} = getelementptr i32, ptr %x, i64 %{p}ox\n"
-                f"  %x16{p} = getelementptr i32, ptr %x16, i64 %{p}ox\n"
                 f"  %{p}os = mul i64 {first}, %G\n  %xs{p} = getelementptr float, ptr %xs, i64 %{p}os\n"
                 f"  %{p}oy = mul i64 {first}, %ldy\n  %y{p} = getelementptr bfloat, ptr %y, i64 %{p}oy\n")
 
@@ -230,10 +212,10 @@ def _name(width: int, rest: int, tiles: int) -> str:
 
 def ir_module(width: int = 4) -> str:
     """The LLVM IR text of every variant for 4-bit (``width`` 4) or byte (8) codes: rest rows 0…ROWS−1 ×
-    (TILES[width], 1) tiles per step."""
+    (TILES, 1) tiles per step."""
     head = ("declare <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float>, <32 x bfloat>, <32 x bfloat>)\n"
             "declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)\n")
-    return head + "\n".join(_function(_name(width, r, t), r, t, width) for t in (TILES[width], 1) for r in range(ROWS))
+    return head + "\n".join(_function(_name(width, r, t), r, t, width) for t in (TILES, 1) for r in range(ROWS))
 
 
 # ----------------------------------------------------------------------------------------- compiling
@@ -255,7 +237,7 @@ def _compiled(width: int) -> tuple[object, dict[tuple[int, int], int]]:
     engine = llvm.create_mcjit_compiler(mod, tm)
     engine.finalize_object()
     return engine, {(r, t): engine.get_function_address(_name(width, r, t))
-                    for t in (TILES[width], 1) for r in range(ROWS)}
+                    for t in (TILES, 1) for r in range(ROWS)}
 
 
 def _host_has_bf16() -> bool:
@@ -341,8 +323,8 @@ def from_layout(wt: torch.Tensor, st: torch.Tensor, zt: torch.Tensor, bits: int,
 # ----------------------------------------------------------------------------------------- running
 
 @intrinsic
-def _call(typingctx, addr, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14):
-    """Call the compiled function at ``addr`` with 15 int64 arguments (numba cannot name it otherwise
+def _call(typingctx, addr, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13):
+    """Call the compiled function at ``addr`` with 14 int64 arguments (numba cannot name it otherwise
     without baking the process-specific address into its on-disk cache)."""
     sig = types.void(*([types.int64] * (_NARGS + 1)))
 
@@ -357,41 +339,35 @@ def _call(typingctx, addr, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12
 
 
 @numba.njit(parallel=True, nogil=True, cache=True, fastmath=True)
-def _launch(addr_step, addr_one, tiles, xb, xs, x16, wide, g, wt_p, st_p, zt_p, y_p, bias_p, n_tiles,
-            n_tasks):  # pragma: no cover
-    """Σx per (row, group) from the bf16 bits (and 16·x for byte codes: exact, a power of two), then the
-    tiles split over ``n_tasks`` parallel tasks."""
+def _launch(addr_step, addr_one, xb, xs, g, wt_p, st_p, zt_p, y_p, bias_p, n_tiles, n_tasks):  # pragma: no cover
+    """Σx per (row, group) from the bf16 bits, then the tiles split over ``n_tasks`` parallel tasks (steps of
+    TILES tiles; the last ``n_tiles % TILES`` one at a time)."""
     m, kp = xb.shape
     n_groups = kp // g
     for r in numba.prange(m):
         for j in range(n_groups):
             s = np.float32(0.0)
             for t in range(j * g, (j + 1) * g):
-                f = np.uint32(np.uint32(xb[r, t]) << np.uint32(16)).view(np.float32)
-                s += f
-                if wide:
-                    x16[r, t] = np.uint16(np.float32(f * np.float32(16.0)).view(np.uint32) >> np.uint32(16))
+                s += np.uint32(np.uint32(xb[r, t]) << np.uint32(16)).view(np.float32)
             xs[r, j] = s
     nch = np.int64(m // ROWS)
     x_p = np.int64(xb.ctypes.data)
-    x16_p = np.int64(x16.ctypes.data) if wide else x_p
     xs_p = np.int64(xs.ctypes.data)
-    steps = n_tiles // tiles
+    steps = n_tiles // TILES
     ldx = np.int64(kp // 2)
     h = np.int64(g // 2)
     for task in numba.prange(n_tasks):
-        a = np.int64(task * steps // n_tasks) * tiles
-        b = np.int64((task + 1) * steps // n_tasks) * tiles
+        a = np.int64(task * steps // n_tasks) * TILES
+        b = np.int64((task + 1) * steps // n_tasks) * TILES
         if b > a:
             _call(addr_step, a, b, wt_p, st_p, zt_p, x_p, ldx, xs_p, np.int64(n_groups), h, y_p,
-                  np.int64(n_tiles * LANES), nch, bias_p, x16_p)
-    if n_tiles % tiles:  # the last tiles one at a time
-        _call(addr_one, np.int64(steps * tiles), np.int64(n_tiles), wt_p, st_p, zt_p, x_p, ldx, xs_p,
-              np.int64(n_groups), h, y_p, np.int64(n_tiles * LANES), nch, bias_p, x16_p)
+                  np.int64(n_tiles * LANES), nch, bias_p)
+    if n_tiles % TILES:
+        _call(addr_one, np.int64(steps * TILES), np.int64(n_tiles), wt_p, st_p, zt_p, x_p, ldx, xs_p,
+              np.int64(n_groups), h, y_p, np.int64(n_tiles * LANES), nch, bias_p)
 
 
 _ZERO_BIAS: dict[int, torch.Tensor] = {}
-_NO_X16 = np.empty((0, 0), np.uint16)
 
 
 def bf16_mm(x: torch.Tensor, wt: torch.Tensor, st: torch.Tensor, zt: torch.Tensor, g: int,
@@ -422,11 +398,9 @@ def bf16_mm(x: torch.Tensor, wt: torch.Tensor, st: torch.Tensor, zt: torch.Tenso
         b = bias
     y = torch.empty(m, n, dtype=torch.bfloat16)
     xs = np.empty((m, n_groups), np.float32)
-    x16 = np.empty((m, kp), np.uint16) if width == 8 else _NO_X16
     _, addr = _compiled(width)
     rest = m % ROWS
-    tiles = TILES[width]
-    tasks = max(1, min(numba.get_num_threads(), torch.get_num_threads(), t // tiles))
-    _launch(addr[(rest, tiles)], addr[(rest, 1)], tiles, xp.view(torch.uint16).numpy(), xs, x16, width == 8, g,
+    tasks = max(1, min(numba.get_num_threads(), torch.get_num_threads(), t // TILES))
+    _launch(addr[(rest, TILES)], addr[(rest, 1)], xp.view(torch.uint16).numpy(), xs, g,
             wt.data_ptr(), st.data_ptr(), zt.data_ptr(), y.data_ptr(), b.data_ptr(), t, tasks)
     return y

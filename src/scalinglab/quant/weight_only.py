@@ -39,9 +39,8 @@ __all__ = ["WeightOnlyLinear", "check_tensors", "FORMAT"]
 
 FORMAT = "scalinglab.wo-asym-g.v1"  # codes/scales/zeros layout of kernels/wo_format.py
 TORCH_INT4_MAX_M = 16  # torch's int4 kernel up to this many rows: its time grows ~linearly with M
-# Byte codes (W8/W6) on the bf16 kernel take two bf16 dot products per pair of codes, where bf16 GEMM on
-# dequantized tiles takes one: once M is past decode shapes (compute-bound) the tiles win on any CPU
-# (measured 0.47–0.52× vs 0.89–0.94× bf16 at M = 256), so byte codes use the kernel up to here.
+# Byte codes (W8/W6) use the bf16 kernel at decode shapes only: at M = 64–256 it measured 0.6–0.86× bf16
+# against 0.81–0.97× for bf16 tiles (AMD EPYC, one thread); above this M the layer tiles.
 BYTE_BF16_MAX_M = 16
 _MAX_DIM = 1 << 24  # no linear layer has more inputs or outputs: a spec beyond it is not ours
 
