@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -111,6 +111,7 @@ def test_nan_in_long_chunked_row_stays_in_its_row(algorithm):
     ),
     st.integers(0, 2),
 )
+@example(np.array([14.15625] + [2.8] * 30, dtype=np.float32), 0)  # log-softmax of the max: 4.9e-7 off
 def test_two_pass_property_against_reference(x, axis_pick):
     axis = axis_pick % x.ndim
     with np.errstate(invalid="ignore"):  # all −inf rows: the reference is NaN too
@@ -123,7 +124,9 @@ def test_two_pass_property_against_reference(x, axis_pick):
     keep = ok & (ref > 0)
     with np.errstate(invalid="ignore"):
         log_ref = reference_log_softmax(x, axis)[keep]
-    np.testing.assert_allclose(log_softmax(x, axis=axis)[keep], log_ref, rtol=2e-6, atol=4 * np.finfo(np.float32).eps)
+    # log y has the absolute error that y has relative error (the sum's and the exponential's rounding),
+    # so near 0 — the row's max when the others are far below — the bound is absolute: RTOL itself
+    np.testing.assert_allclose(log_softmax(x, axis=axis)[keep], log_ref, rtol=2e-6, atol=RTOL[np.float32])
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
