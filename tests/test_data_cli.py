@@ -40,6 +40,8 @@ def test_shakespeare_ptq_ladder_spans_dn_8_to_250_and_is_a_valid_ptq_input():
             delta=lambda f: f["loss"] - f["loss_float"], dn=lambda f: f["tokens"] / f["params"])
         for _, size in w4.groupby("params"):
             assert size["delta"].corr(size["dn"], method="spearman") >= 0.8, (selector, size)
+    seed1 = load_quant_evals(bundled.path("ptq_ladder/evals_shakespeare_seed1.csv"), method="rtn:group_size=0")
+    assert len(seed1.runs) == 6 and set(seed1.runs["run"].str[-2:]) == {"s1"}  # d = 24, 32 × D/N 64, 125, 250
 
 
 def test_multipowerlaw_is_one_table_of_nine_curves(tmp_path):
