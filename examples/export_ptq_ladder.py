@@ -6,7 +6,8 @@ The CSV has the columns of :func:`scalinglab.runs.quant_evals.read_quant_evals` 
 method, bits, activations, group_size, loss, loss_float, weight_bytes). The table (markdown) has one row
 per run sorted by tokens per parameter D/N, and per (config, bits) the loss increase
 δ = loss − loss_float in milli-nats, followed by the Spearman rank correlation of δ with D/N per column
-(+1: degradation grows with D/N in every step).
+(+1: degradation grows with D/N in every step) over all runs and, where every size has three D/N or more,
+within each size (N fixed).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def degradation_table(evals: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame
     base = e.groupby("run_id")[["params", "tokens", "loss_float"]].first()
     base["D/N"] = base["tokens"] / base["params"]
     floor = finals.set_index("run")["floor"]
-    base["gap"] = base["loss_float"] - floor.reindex(base.index)  # distance above the entropy floor
+    base["gap"] = base["loss_float"] - floor.reindex(base.index)  # distance above the entropy floor (NaN: none known)
     wide.columns = [f"{c} W{b}" for c, b in wide.columns]
     out = base[["params", "D/N", "loss_float", "gap"]].join(wide)
     return out.sort_values(["D/N", "params"])
@@ -41,14 +42,21 @@ def degradation_table(evals: pd.DataFrame, finals: pd.DataFrame) -> pd.DataFrame
 
 def markdown(table: pd.DataFrame) -> str:
     cols = list(table.columns)
-    lines = ["| N | D/N | loss | above floor | " + " | ".join(cols[4:]) + " |",
-             "|" + "---:|" * len(cols)]
+    floor = table["gap"].notna().any()  # a real-text corpus has no known floor: the column is left out
+    lines = ["| N | D/N | loss | " + ("above floor | " if floor else "") + " | ".join(cols[4:]) + " |",
+             "|" + "---:|" * (len(cols) - (not floor))]
     for _, r in table.iterrows():
-        cells = [f"{int(r['params']):,}", f"{r['D/N']:.0f}", f"{r['loss_float']:.3f}", f"{r['gap']:.3f}"]
+        cells = [f"{int(r['params']):,}", f"{r['D/N']:.0f}", f"{r['loss_float']:.3f}"]
+        cells += [f"{r['gap']:.3f}"] if floor else []
         cells += [f"{r[c]:+.1f}" for c in cols[4:]]
         lines.append("| " + " | ".join(cells) + " |")
     rho = [table[c].corr(table["D/N"], method="spearman") for c in cols[4:]]
-    lines.append("| Spearman ρ(δ, D/N) | | | | " + " | ".join(f"{v:+.2f}" for v in rho) + " |")
+    lines.append("| Spearman ρ(δ, D/N) | | |" + (" |" if floor else "") + " " + " | ".join(f"{v:+.2f}" for v in rho) + " |")
+    if table.groupby("params").size().min() >= 3:  # within one size D/N alone varies: N is not a confounder
+        for n, t in table.groupby("params"):
+            rho = [t[c].corr(t["D/N"], method="spearman") for c in cols[4:]]
+            lines.append(f"| ρ at N = {int(n):,} | | |" + (" |" if floor else "") + " "
+                         + " | ".join(f"{v:+.2f}" for v in rho) + " |")
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from scalinglab import data as bundled
 from scalinglab.cli import app, main
+from scalinglab.fitting.quant_evals import load_quant_evals
 
 
 def test_gemstones_is_the_bundled_file(tmp_path):
@@ -21,6 +22,26 @@ def test_ptq_ladder_is_the_bundled_quantized_evaluations(tmp_path):
     t = pd.read_csv(tmp_path / "ptq_evals.csv")
     assert {"params", "tokens", "bits", "loss", "loss_float"} <= set(t.columns)
     assert (tmp_path / "ptq_evals.csv").read_bytes() == bundled.path(bundled.PTQ_LADDER).read_bytes()
+
+
+def test_shakespeare_ptq_ladder_spans_dn_8_to_250_and_is_a_valid_ptq_input():
+    t = pd.read_csv(bundled.path(bundled.PTQ_LADDER_SHAKESPEARE))
+    assert len(t) == 216 and t["run_id"].nunique() == 24
+    per_run = t.groupby("run_id").agg(rows=("bits", "size"), floats=("loss_float", "nunique"),
+                                      params=("params", "first"), tokens=("tokens", "first"))
+    assert (per_run["rows"] == 9).all() and (per_run["floats"] == 1).all()  # 9 configs, one float model
+    dn = per_run["tokens"] / per_run["params"]
+    assert dn.min() <= 10 and dn.max() >= 200 and (per_run.groupby("params").size() == 6).all()
+    for selector in ("rtn:group_size=0", "rtn:group_size=8", "smoothquant"):
+        evals = load_quant_evals(bundled.path(bundled.PTQ_LADDER_SHAKESPEARE), method=selector)
+        assert len(evals.runs) == 24 and set(evals.all_rows["bits"]) == {4, 6, 8}
+        # The documented finding: at 4 bits δ rises with D/N within every size (Spearman ρ ≥ 0.8).
+        w4 = evals.all_rows[evals.all_rows["bits"] == 4].assign(
+            delta=lambda f: f["loss"] - f["loss_float"], dn=lambda f: f["tokens"] / f["params"])
+        for _, size in w4.groupby("params"):
+            assert size["delta"].corr(size["dn"], method="spearman") >= 0.8, (selector, size)
+    seed1 = load_quant_evals(bundled.path("ptq_ladder/evals_shakespeare_seed1.csv"), method="rtn:group_size=0")
+    assert len(seed1.runs) == 6 and set(seed1.runs["run"].str[-2:]) == {"s1"}  # d = 24, 32 × D/N 64, 125, 250
 
 
 def test_multipowerlaw_is_one_table_of_nine_curves(tmp_path):

@@ -13,3 +13,4 @@ def path(relative: str) -> Path:
 
 GEMSTONES = "gemstones/cool_end.jsonl"
 PTQ_LADDER = "ptq_ladder/evals.csv"
+PTQ_LADDER_SHAKESPEARE = "ptq_ladder/evals_shakespeare.csv"  # the same configs on real text, D/N 8–250
