@@ -114,13 +114,14 @@ def main(quick: bool, threads: int) -> None:
             us = {key: v * 1e6 for key, v in t.items()}
             r = {key: t["bf16"] / v for key, v in t.items()}
             if m <= 16:
-                decode_ratios.append(r["w4"])
+                decode_ratios.append((r["w4"], r["w8"]))
             print(f"{n:>5} × {k:<5} {m:>4} {us['fp32']:9.0f} {us['bf16']:9.0f} {us['w4']:9.0f} {_path(w4):>8} "
                   f"{us['w8']:9.0f} {us['w4t']:9.0f} {us['w4n']:9.0f} {r['fp32']:7.2f} {r['w4']:8.2f} {r['w8']:8.2f} "
                   f"{r['w4t']:7.2f} {r['w4n']:8.2f}", flush=True)
-    worst = min(decode_ratios)
-    print(f"\nW4A16 at least as fast as bf16 at every M ≤ 16: {'yes' if worst >= 1.0 else 'no'} "
-          f"(slowest: {worst:.2f}× bf16)")
+    print()
+    for name, worst in zip(("W4A16", "W8A16"), map(min, zip(*decode_ratios, strict=True)), strict=True):
+        print(f"{name} at least as fast as bf16 at every M ≤ 16: {'yes' if worst >= 1.0 else 'no'} "
+              f"(slowest: {worst:.2f}× bf16)")
 
 
 if __name__ == "__main__":
