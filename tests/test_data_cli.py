@@ -57,10 +57,16 @@ def test_bad_options_exit_2_with_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     (tmp_path / "example-model").mkdir()
     for argv in (["data", "multipowerlaw", "--model", "7"], ["data", "gemstones", "--out", str(tmp_path / "afile")],
-                 ["data", "quant-example", "--out", str(tmp_path)]):
+                 ["data", "quant-example", "--out", str(tmp_path)], ["data", "ptq-ladder", "--corpus", "wikitext"]):
         try:
             main(argv)
         except SystemExit as exc:
             assert exc.code == 2, argv
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err, (argv, err)
+
+
+def test_ptq_ladder_shakespeare_from_the_cli(tmp_path):
+    res = CliRunner().invoke(app, ["data", "ptq-ladder", "--corpus", "shakespeare", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ptq_evals_shakespeare.csv").read_bytes() == bundled.path(bundled.PTQ_LADDER_SHAKESPEARE).read_bytes()

@@ -39,14 +39,20 @@ def multipowerlaw_cmd(out: OutOpt = Path("."),
 
 
 @data_app.command("ptq-ladder")
-def ptq_ladder_cmd(out: OutOpt = Path(".")) -> None:
-    """ptq_evals.csv: a 12-run ladder (tokens per parameter 8–250) quantized at 8/6/4 bits, one row per precision.
+def ptq_ladder_cmd(out: OutOpt = Path("."),
+                   corpus: Annotated[str, typer.Option(help="synthetic (12 runs, order-2 Markov language) or "
+                                                            "shakespeare (24 runs, real text).")] = "synthetic") -> None:
+    """ptq_evals.csv (or ptq_evals_shakespeare.csv): a ladder over tokens per parameter 8–250, every run
+    quantized at 8/6/4 bits, one row per precision.
 
     Example: scalinglab data ptq-ladder && scalinglab fit ptq_evals.csv --law ptq --base-law chinchilla
+
+        scalinglab data ptq-ladder --corpus shakespeare && scalinglab fit ptq_evals_shakespeare.csv --law ptq \
+            --quant-method rtn:group_size=0 --base-law chinchilla --holdout largest-dn=1
     """
     from scalinglab.data.examples import write_ptq_ladder
 
-    console.print(f"wrote {write_ptq_ladder(out)}")
+    console.print(f"wrote {write_ptq_ladder(out, corpus)}")
 
 
 @data_app.command("quant-example")

@@ -49,9 +49,17 @@ def write_gemstones(out: str | Path = ".") -> Path:
     return _copy_atomic(bundled.path(bundled.GEMSTONES), _target_dir(out) / "cool_end.jsonl")
 
 
-def write_ptq_ladder(out: str | Path = ".") -> Path:
-    """Copy the bundled quantized evaluations of a 12-run ladder to ``out/ptq_evals.csv``."""
-    return _copy_atomic(bundled.path(bundled.PTQ_LADDER), _target_dir(out) / "ptq_evals.csv")
+PTQ_CORPORA = {"synthetic": (bundled.PTQ_LADDER, "ptq_evals.csv"),
+               "shakespeare": (bundled.PTQ_LADDER_SHAKESPEARE, "ptq_evals_shakespeare.csv")}
+
+
+def write_ptq_ladder(out: str | Path = ".", corpus: str = "synthetic") -> Path:
+    """Copy the bundled quantized evaluations of a ladder to ``out``: the 12-run synthetic one as
+    ``ptq_evals.csv``, the 24-run Shakespeare one as ``ptq_evals_shakespeare.csv``."""
+    if corpus not in PTQ_CORPORA:
+        raise InputError(f"--corpus {corpus!r}: expected one of {', '.join(PTQ_CORPORA)}")
+    src, name = PTQ_CORPORA[corpus]
+    return _copy_atomic(bundled.path(src), _target_dir(out) / name)
 
 
 def write_multipowerlaw(out: str | Path = ".", model: str = "100") -> Path:
