@@ -96,13 +96,16 @@ def _unpack(p: str, u: int, width: int) -> str:
   %{p}wv{u} = bitcast <16 x i32> %{p}w1{u} to <32 x bfloat>"""
 
 
-def _broadcast(p: str, r: int, src: str, name: str) -> str:
-    """IR: the i32 activation pair of row r at pair %{p}xk of ``src`` broadcast to a 32-bf16 operand."""
-    return f"""  %{p}{name}p{r} = getelementptr i32, ptr %{src}{p}, i64 %{p}xq{r}
-  %{p}{name}v{r} = load i32, ptr %{p}{name}p{r}, align 4
-  %{p}{name}i{r} = insertelement <16 x i32> poison, i32 %{p}{name}v{r}, i64 0
-  %{p}{name}s{r} = shufflevector <16 x i32> %{p}{name}i{r}, <16 x i32> poison, <16 x i32> zeroinitializer
-  %{p}{name}b{r} = bitcast <16 x i32> %{p}{name}s{r} to <32 x bfloat>"""
+def _broadcast(p: str, r: int) -> str:
+    """IR: the activation pair (x[r, 2k], x[r, 2k + 1]) at pair %{p}xk, one i32, broadcast to the 32-bf16
+    operand %{p}xb{r}."""
+    return f"""  %{p}xr{r} = mul i64 %ldx, {r}
+  %{p}xq{r} = add i64 %{p}xr{r}, %{p}xk
+  %{p}xp{r} = getelementptr i32, ptr %x{p}, i64 %{p}xq{r}
+  %{p}xv{r} = load i32, ptr %{p}xp{r}, align 4
+  %{p}xi{r} = insertelement <16 x i32> poison, i32 %{p}xv{r}, i64 0
+  %{p}xs{r} = shufflevector <16 x i32> %{p}xi{r}, <16 x i32> poison, <16 x i32> zeroinitializer
+  %{p}xb{r} = bitcast <16 x i32> %{p}xs{r} to <32 x bfloat>"""
 
 
 def _chunk(rows: int, tiles: int, p: str, nxt: str, width: int) -> str:
@@ -126,9 +129,8 @@ def _chunk(rows: int, tiles: int, p: str, nxt: str, width: int) -> str:
     for u in uu:
         e(_unpack(p, u, width))
     e(f"  %{p}xk = add i64 %{p}xj, %{p}p")
-    for r in rr:  # broadcast the activation pair (x[r, 2k], x[r, 2k+1]) as one i32 (and 16·x for byte codes)
-        e(f"  %{p}xr{r} = mul i64 %ldx, {r}\n  %{p}xq{r} = add i64 %{p}xr{r}, %{p}xk")
-        e(_broadcast(p, r, "x", "x"))
+    for r in rr:
+        e(_broadcast(p, r))
         for u in uu:
             e(f"  %{p}accn{r}_{u} = call <16 x float> @llvm.x86.avx512bf16.dpbf16ps.512(<16 x float> "
               f"%{p}acc{r}_{u}, <32 x bfloat> %{p}xb{r}, <32 x bfloat> %{p}wv{u})")
