@@ -122,6 +122,8 @@ def test_rejects_mismatched_buffers():
         B.bf16_mm(torch.zeros(2, 96), wt, st, zt, g)  # fp32 activations
     with pytest.raises(ValueError, match="do not fit"):
         B.bf16_mm(torch.zeros(2, 96, dtype=torch.bfloat16), wt, st[:, :1], zt, g)  # steps of another layer
+    with pytest.raises(ValueError, match="do not fit"):  # a strided view: the kernel reads raw memory
+        B.bf16_mm(torch.zeros(2, 96, dtype=torch.bfloat16), wt, st.transpose(0, 1).contiguous().transpose(0, 1), zt, g)
 
 
 def test_not_available_without_bf16(monkeypatch):

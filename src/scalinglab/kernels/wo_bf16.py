@@ -376,15 +376,18 @@ def bf16_mm(x: torch.Tensor, wt: torch.Tensor, st: torch.Tensor, zt: torch.Tenso
             bias: torch.Tensor | None = None) -> torch.Tensor:
     """``x · Ŵᵀ + b`` (M × N, bf16) for bf16 x (M × K, K ≤ K_pad) with the weight in :func:`to_layout`'s
     form (4-bit or byte codes, told apart by its shape); fp32 accumulation, one rounding to bf16 at the end."""
+    if wt.dim() not in (4, 5):
+        raise ValueError(f"bf16 weight-only kernel: codes must be 4-D (4-bit) or 5-D (bytes), got {tuple(wt.shape)}")
     t, n_groups, h, lanes = wt.shape[:4]
     width = 4 if wt.dim() == 4 else 8
     kp, n = n_groups * g, t * LANES
     m, k = x.shape
     if (lanes != LANES or h * 2 != g or k > kp or x.dtype != torch.bfloat16 or wt.dtype != torch.uint8
-            or wt.dim() not in (4, 5) or (width == 8 and wt.shape[4] != 2)
+            or (width == 8 and wt.shape[4] != 2)
             or tuple(st.shape) != (t, n_groups, LANES) or st.dtype != torch.float16
             or tuple(zt.shape) != (t, n_groups, LANES) or zt.dtype != torch.uint8
-            or (bias is not None and tuple(bias.shape) != (n,))):
+            or (bias is not None and tuple(bias.shape) != (n,))
+            or not (wt.is_contiguous() and st.is_contiguous() and zt.is_contiguous())):
         raise ValueError(f"bf16 weight-only kernel: buffers do not fit together: x {tuple(x.shape)} {x.dtype}, "
                          f"codes {tuple(wt.shape)}, steps {tuple(st.shape)}, zero points {tuple(zt.shape)}, g={g}")
     if m == 0:
