@@ -192,3 +192,27 @@ def test_leases_claim_heartbeat_takeover(tmp_path, monkeypatch):
         assert store.lease_state("c") == "free" and store.claim("c", me) == "claimed"
         assert store.release("c", "done", me, model_dir="m") and store.get("c")["model_dir"] == "m"
         assert store.get("c")["claims"] == 4 and store.get("c")["owner_pid"] is None
+
+
+def test_open_retries_a_busy_database_and_refuses_other_errors(tmp_path, monkeypatch):
+    """Two processes opening a new store at once can see "database is locked" without SQLite's busy handler
+    (seen with two `ladder run` on one new store): opening retries it; other errors stay one-line refusals."""
+    real, calls = RunStore._check_schema, []
+
+    def locked_once(self):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(self)
+
+    monkeypatch.setattr(RunStore, "_check_schema", locked_once)
+    with RunStore(tmp_path / "a.db") as store:
+        assert store.runs().empty
+    assert len(calls) >= 2
+
+    def broken(self):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(RunStore, "_check_schema", broken)
+    with pytest.raises(InputError, match="not a scalinglab run store"):
+        RunStore(tmp_path / "b.db")

@@ -188,17 +188,33 @@ class RunStore:
             raise InputError(f"{self.path}: cannot open as a run store ({exc})") from None
         try:
             self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS:d}")
-            self._lease_columns = self._check_schema()
-            if not readonly:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-                self._init_schema()
+            self._open_schema()
         except sqlite3.DatabaseError as exc:
             self.db.close()
             raise InputError(f"{self.path}: not a scalinglab run store ({exc})") from None
         except BaseException:
             self.db.close()
             raise
+
+    def _open_schema(self) -> None:
+        """Check (and for writers create or upgrade) the schema and switch to WAL. Two processes opening a
+        new store at once can meet SQLITE_BUSY here without the busy handler being called (SQLite returns
+        it at once where waiting could deadlock, e.g. while the other switches the journal mode): such a
+        "database is locked" is retried with backoff for up to BUSY_TIMEOUT_MS, not reported as a bad file."""
+        deadline, wait = time.monotonic() + BUSY_TIMEOUT_MS / 1000, 0.01
+        while True:
+            try:
+                self._lease_columns = self._check_schema()
+                if not self.readonly:
+                    self.db.execute("PRAGMA journal_mode=WAL")
+                    self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+                    self._init_schema()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(wait)
+                wait = min(2 * wait, 0.5)
 
     def _check_schema(self) -> bool:
         """Refuse another program's database; returns whether the lease columns exist."""
