@@ -67,12 +67,20 @@ def calibrate(model: nn.Module, targets: dict[str, nn.Module], batches: Iterable
               ) -> dict[str, ChannelStats]:
     """Run ``forward(model, batch)`` on every batch and return input statistics for each target."""
     stats = {name: ChannelStats(linear_weight(m).shape[1], threshold) for name, m in targets.items()}
-    handles = [m.register_forward_pre_hook(lambda _m, args, s=stats[name]: s.update(args[0]))
-               for name, m in targets.items()]
+    observe_inputs(model, targets, batches, forward, lambda name, x: stats[name].update(x))
+    return stats
+
+
+@torch.no_grad()
+def observe_inputs(model: nn.Module, targets: dict[str, nn.Module], batches: Iterable[torch.Tensor],
+                   forward: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+                   record: Callable[[str, torch.Tensor], None]) -> None:
+    """Run ``forward(model, batch)`` on every batch, calling ``record(name, input)`` with each target's input
+    (forward pre-hooks, removed afterwards whatever happens)."""
+    handles = [m.register_forward_pre_hook(lambda _m, args, n=name: record(n, args[0])) for name, m in targets.items()]
     try:
         for batch in batches:
             forward(model, batch)
     finally:
         for h in handles:
             h.remove()
-    return stats

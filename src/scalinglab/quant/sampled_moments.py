@@ -18,6 +18,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from scalinglab.quant.calibrate import observe_inputs
+
 __all__ = ["sample_sequences", "input_moments"]
 
 Forward = Callable[[nn.Module, torch.Tensor], torch.Tensor]
@@ -63,23 +65,15 @@ def input_moments(model: nn.Module, linears: dict[str, nn.Module], batches: list
     """{linear name: (mean, variance) of each input channel} over every token of ``batches`` (float64 sums)."""
     sums: dict[str, list] = {}
 
-    def hook(name):
-        def record(_m, args):
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double().cpu()
-            acc = sums.setdefault(name, [0, torch.zeros(x.shape[1], dtype=torch.float64),
-                                         torch.zeros(x.shape[1], dtype=torch.float64)])
-            acc[0] += x.shape[0]
-            acc[1] += x.sum(0)
-            acc[2] += x.pow(2).sum(0)
-        return record
+    def record(name: str, x: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).double().cpu()
+        acc = sums.setdefault(name, [0, torch.zeros(x.shape[1], dtype=torch.float64),
+                                     torch.zeros(x.shape[1], dtype=torch.float64)])
+        acc[0] += x.shape[0]
+        acc[1] += x.sum(0)
+        acc[2] += x.pow(2).sum(0)
 
-    handles = [m.register_forward_pre_hook(hook(n)) for n, m in linears.items()]
-    try:
-        for ids in batches:
-            forward(model, ids)
-    finally:
-        for h in handles:
-            h.remove()
+    observe_inputs(model, linears, batches, forward, record)
     out = {}
     for name, (n, s1, s2) in sums.items():
         mean = s1 / n
