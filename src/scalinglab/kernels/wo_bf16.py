@@ -108,6 +108,13 @@ def _broadcast(p: str, r: int) -> str:
   %{p}xb{r} = bitcast <16 x i32> %{p}xs{r} to <32 x bfloat>"""
 
 
+def _accumulators(p: str, name: str, entry: str, update: str, back: str, rows: int, tiles: int) -> str:
+    """IR: one fp32 accumulator per (row, tile), zero when the loop is entered from block ``entry``, the
+    value ``update`` when it loops back from ``back``."""
+    return "\n".join(f"  %{p}{name}{r}_{u} = phi <16 x float> [zeroinitializer, %{p}{entry}], "
+                     f"[%{p}{update}{r}_{u}, %{p}{back}]" for r in range(rows) for u in range(tiles))
+
+
 def _chunk(rows: int, tiles: int, p: str, nxt: str, width: int) -> str:
     """IR for ``rows`` rows of x against ``tiles`` tiles starting at %t: all groups, then bias, bf16
     rounding and the stores; jumps to ``nxt``. Names carry the prefix ``p`` (one function holds two)."""
@@ -116,16 +123,12 @@ def _chunk(rows: int, tiles: int, p: str, nxt: str, width: int) -> str:
     e = out.append
     e(f"{p}_pre:\n  br label %{p}_grp")
     e(f"{p}_grp:\n  %{p}j = phi i64 [0, %{p}_pre], [%{p}jn, %{p}_ge]")
-    for r in rr:
-        for u in uu:
-            e(f"  %{p}tot{r}_{u} = phi <16 x float> [zeroinitializer, %{p}_pre], [%{p}totn{r}_{u}, %{p}_ge]")
+    e(_accumulators(p, "tot", "_pre", "totn", "_ge", rows, tiles))
     for u in uu:
         e(f"  %{p}tgj{u} = add i64 %tg{u}, %{p}j\n  %{p}wb{u} = mul i64 %{p}tgj{u}, %H")
     e(f"  %{p}xj = mul i64 %{p}j, %H\n  br label %{p}_pair")
     e(f"{p}_pair:\n  %{p}p = phi i64 [0, %{p}_grp], [%{p}pn, %{p}_pair]")
-    for r in rr:
-        for u in uu:
-            e(f"  %{p}acc{r}_{u} = phi <16 x float> [zeroinitializer, %{p}_grp], [%{p}accn{r}_{u}, %{p}_pair]")
+    e(_accumulators(p, "acc", "_grp", "accn", "_pair", rows, tiles))
     for u in uu:
         e(_unpack(p, u, width))
     e(f"  %{p}xk = add i64 %{p}xj, %{p}p")
